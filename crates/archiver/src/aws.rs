@@ -1,0 +1,504 @@
+//! [`LogStore`] and [`ArchiveStore`] over the AWS SDK.
+
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_sdk_cloudwatchlogs as logs;
+use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3 as s3;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use bytes::Bytes;
+
+use crate::error::{ArchiverError, Result};
+use crate::event::LogEvent;
+use crate::store::{
+    ArchiveStore, EventsPage, ExportRequest, ExportStart, ExportStatus, ExportTask, GroupInfo, LogStore, ObjectInfo,
+    StreamInfo,
+};
+
+/// Attempts per call, counting the first: throttling at 5 TPS quotas is
+/// normal for DeleteLogStream and DescribeLogStreams, so retry generously.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// Loads the AWS configuration the usual way (environment, profile, IMDS,
+/// `AWS_ENDPOINT_URL`) with standard retries and exponential backoff.
+pub async fn load_config() -> aws_config::SdkConfig {
+    aws_config::from_env()
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .load()
+        .await
+}
+
+/// The SDK implementation of [`LogStore`].
+#[derive(Clone, Debug)]
+pub struct CloudWatchLogs {
+    client: logs::Client,
+}
+
+impl CloudWatchLogs {
+    /// Wraps a CloudWatch Logs client.
+    pub fn new(client: logs::Client) -> Self {
+        Self { client }
+    }
+
+    /// A client from a loaded configuration.
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        Self::new(logs::Client::new(config))
+    }
+}
+
+/// Maps an SDK error to the library's error: throttling, transient, or not.
+fn sdk_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> ArchiverError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let server_error = err.raw_response().is_some_and(|r| r.status().is_server_error());
+    let code = err.code().map(str::to_string);
+    let message = err
+        .message()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err)));
+    match code.as_deref() {
+        Some(
+            "ThrottlingException" | "Throttling" | "SlowDown" | "TooManyRequestsException" | "RequestLimitExceeded",
+        ) => ArchiverError::Throttled { operation, message },
+        Some(
+            "ServiceUnavailableException"
+            | "ServiceUnavailable"
+            | "InternalError"
+            | "InternalFailure"
+            | "ServiceException",
+        ) => ArchiverError::Service {
+            operation,
+            message,
+            retryable: true,
+        },
+        Some(_) => ArchiverError::Service {
+            operation,
+            message,
+            retryable: false,
+        },
+        // No error code: a timeout, a dropped connection, or an unparseable response.
+        None => ArchiverError::Service {
+            operation,
+            message,
+            retryable: matches!(
+                err,
+                SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+            ) || server_error,
+        },
+    }
+}
+
+fn is_not_found<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    matches!(
+        err.code(),
+        Some("ResourceNotFoundException" | "NoSuchKey" | "NotFound" | "NoSuchBucket" | "404")
+    )
+}
+
+fn stream_info(s: &logs::types::LogStream) -> StreamInfo {
+    StreamInfo {
+        name: s.log_stream_name().unwrap_or_default().to_string(),
+        creation_time: s.creation_time().unwrap_or_default(),
+        first_event_timestamp: s.first_event_timestamp(),
+        last_event_timestamp: s.last_event_timestamp(),
+        last_ingestion_time: s.last_ingestion_time(),
+        #[allow(deprecated)]
+        stored_bytes: s.stored_bytes(),
+    }
+}
+
+fn export_task(t: &logs::types::ExportTask) -> ExportTask {
+    use logs::types::ExportTaskStatusCode as Code;
+    let status = t.status();
+    let code = status.and_then(|s| s.code());
+    ExportTask {
+        task_id: t.task_id().unwrap_or_default().to_string(),
+        task_name: t.task_name().unwrap_or_default().to_string(),
+        status: match code {
+            Some(Code::Completed) => ExportStatus::Completed,
+            Some(Code::Running) => ExportStatus::Running,
+            Some(Code::Failed) => ExportStatus::Failed,
+            Some(Code::Cancelled) => ExportStatus::Cancelled,
+            Some(Code::PendingCancel) => ExportStatus::PendingCancel,
+            _ => ExportStatus::Pending,
+        },
+        message: status.and_then(|s| s.message()).unwrap_or_default().to_string(),
+    }
+}
+
+#[async_trait]
+impl LogStore for CloudWatchLogs {
+    async fn describe_group(&self, group: &str) -> Result<Option<GroupInfo>> {
+        let mut pages = self
+            .client
+            .describe_log_groups()
+            .log_group_name_prefix(group)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("DescribeLogGroups", e))?;
+            if let Some(g) = page.log_groups().iter().find(|g| g.log_group_name() == Some(group)) {
+                return Ok(Some(GroupInfo {
+                    name: group.to_string(),
+                    creation_time: g.creation_time().unwrap_or_default(),
+                    retention_in_days: g.retention_in_days(),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn list_streams(&self, group: &str) -> Result<Vec<StreamInfo>> {
+        let mut streams = Vec::new();
+        let mut pages = self
+            .client
+            .describe_log_streams()
+            .log_group_name(group)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("DescribeLogStreams", e))?;
+            streams.extend(page.log_streams().iter().map(stream_info));
+        }
+        Ok(streams)
+    }
+
+    async fn describe_stream(&self, group: &str, stream: &str) -> Result<Option<StreamInfo>> {
+        let out = self
+            .client
+            .describe_log_streams()
+            .log_group_name(group)
+            .log_stream_name_prefix(stream)
+            .send()
+            .await;
+        match out {
+            Ok(page) => Ok(page
+                .log_streams()
+                .iter()
+                .find(|s| s.log_stream_name() == Some(stream))
+                .map(stream_info)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(sdk_error("DescribeLogStreams", e)),
+        }
+    }
+
+    async fn get_events_page(
+        &self,
+        group: &str,
+        stream: &str,
+        start_ms: i64,
+        end_ms: Option<i64>,
+        token: Option<&str>,
+        limit: Option<i32>,
+    ) -> Result<Option<EventsPage>> {
+        let out = self
+            .client
+            .get_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .start_time(start_ms)
+            .set_end_time(end_ms)
+            .start_from_head(true)
+            .set_next_token(token.map(str::to_string))
+            .set_limit(limit)
+            .send()
+            .await;
+        match out {
+            Ok(page) => Ok(Some(EventsPage {
+                events: page
+                    .events()
+                    .iter()
+                    .map(|e| LogEvent::new(e.timestamp().unwrap_or_default(), e.message().unwrap_or_default()))
+                    .collect(),
+                next_forward_token: page.next_forward_token().map(str::to_string),
+            })),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(sdk_error("GetLogEvents", e)),
+        }
+    }
+
+    async fn put_events(&self, group: &str, stream: &str, batch: &[LogEvent]) -> Result<()> {
+        let events = batch
+            .iter()
+            .map(|e| {
+                logs::types::InputLogEvent::builder()
+                    .timestamp(e.timestamp)
+                    .message(e.message.clone())
+                    .build()
+                    .map_err(|err| ArchiverError::Internal(format!("building an InputLogEvent: {err}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let out = self
+            .client
+            .put_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .set_log_events(Some(events))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutLogEvents", e))?;
+        if let Some(rejected) = out.rejected_log_events_info() {
+            return Err(ArchiverError::ReplayRejected {
+                stream: stream.to_string(),
+                detail: format!(
+                    "tooOldLogEventEndIndex={:?} expiredLogEventEndIndex={:?} tooNewLogEventStartIndex={:?}",
+                    rejected.too_old_log_event_end_index(),
+                    rejected.expired_log_event_end_index(),
+                    rejected.too_new_log_event_start_index()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    async fn create_stream(&self, group: &str, stream: &str) -> Result<bool> {
+        match self
+            .client
+            .create_log_stream()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ResourceAlreadyExistsException") => Ok(false),
+            Err(e) => Err(sdk_error("CreateLogStream", e)),
+        }
+    }
+
+    async fn delete_stream(&self, group: &str, stream: &str) -> Result<bool> {
+        match self
+            .client
+            .delete_log_stream()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(sdk_error("DeleteLogStream", e)),
+        }
+    }
+
+    async fn create_export_task(&self, request: &ExportRequest) -> Result<ExportStart> {
+        let out = self
+            .client
+            .create_export_task()
+            .task_name(&request.task_name)
+            .log_group_name(&request.log_group_name)
+            .from(request.from_ms)
+            .to(request.to_ms)
+            .destination(&request.bucket)
+            .destination_prefix(&request.prefix)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(ExportStart::Started(out.task_id().unwrap_or_default().to_string())),
+            Err(e) if e.code() == Some("LimitExceededException") => Ok(ExportStart::SlotBusy),
+            Err(e) => Err(sdk_error("CreateExportTask", e)),
+        }
+    }
+
+    async fn describe_export_task(&self, task_id: &str) -> Result<Option<ExportTask>> {
+        let out = self
+            .client
+            .describe_export_tasks()
+            .task_id(task_id)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeExportTasks", e))?;
+        Ok(out.export_tasks().first().map(export_task))
+    }
+
+    async fn active_export_task(&self) -> Result<Option<ExportTask>> {
+        use logs::types::ExportTaskStatusCode as Code;
+        for code in [Code::Running, Code::Pending] {
+            let out = self
+                .client
+                .describe_export_tasks()
+                .status_code(code)
+                .limit(1)
+                .send()
+                .await
+                .map_err(|e| sdk_error("DescribeExportTasks", e))?;
+            if let Some(task) = out.export_tasks().first() {
+                return Ok(Some(export_task(task)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The SDK implementation of [`ArchiveStore`].
+#[derive(Clone, Debug)]
+pub struct S3Archive {
+    client: s3::Client,
+}
+
+impl S3Archive {
+    /// Wraps an S3 client.
+    pub fn new(client: s3::Client) -> Self {
+        Self { client }
+    }
+
+    /// A client from a loaded configuration. Path-style addressing is used
+    /// when an explicit endpoint is configured (S3-compatible stores and
+    /// local emulators rarely resolve virtual-hosted bucket names).
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        let path_style = config.endpoint_url().is_some();
+        let conf = s3::config::Builder::from(config).force_path_style(path_style).build();
+        Self::new(s3::Client::from_conf(conf))
+    }
+}
+
+#[async_trait]
+impl ArchiveStore for S3Archive {
+    async fn bucket_exists(&self, bucket: &str) -> Result<bool> {
+        match self.client.head_bucket().bucket(bucket).send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(false),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(sdk_error("HeadBucket", e)),
+        }
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>> {
+        match self.client.get_object().bucket(bucket).key(key).send().await {
+            Ok(out) => {
+                let body = out.body.collect().await.map_err(|e| ArchiverError::Service {
+                    operation: "GetObject",
+                    message: format!("reading s3://{bucket}/{key}: {e}"),
+                    retryable: true,
+                })?;
+                Ok(Some(body.into_bytes()))
+            }
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(sdk_error("GetObject", e)),
+        }
+    }
+
+    async fn exists(&self, bucket: &str, key: &str) -> Result<bool> {
+        match self.client.head_object().bucket(bucket).key(key).send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(false),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(sdk_error("HeadObject", e)),
+        }
+    }
+
+    async fn put(&self, bucket: &str, key: &str, body: Bytes) -> Result<()> {
+        self.client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutObject", e))?;
+        Ok(())
+    }
+
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let mut objects = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("ListObjectsV2", e))?;
+            objects.extend(page.contents().iter().map(|o| ObjectInfo {
+                key: o.key().unwrap_or_default().to_string(),
+                size: o.size().unwrap_or_default(),
+            }));
+        }
+        Ok(objects)
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
+        match self.client.delete_object().bucket(bucket).key(key).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(sdk_error("DeleteObject", e)),
+        }
+    }
+
+    async fn start_upload(&self, bucket: &str, key: &str) -> Result<String> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error("CreateMultipartUpload", e))?;
+        out.upload_id()
+            .map(str::to_string)
+            .ok_or_else(|| ArchiverError::Internal("CreateMultipartUpload returned no upload id".into()))
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        body: Bytes,
+    ) -> Result<String> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| sdk_error("UploadPart", e))?;
+        Ok(out.e_tag().unwrap_or_default().to_string())
+    }
+
+    async fn complete_upload(&self, bucket: &str, key: &str, upload_id: &str, etags: Vec<String>) -> Result<()> {
+        let parts = etags
+            .into_iter()
+            .enumerate()
+            .map(|(i, etag)| {
+                s3::types::CompletedPart::builder()
+                    .part_number(i32::try_from(i + 1).unwrap_or(i32::MAX))
+                    .e_tag(etag)
+                    .build()
+            })
+            .collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                s3::types::CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error("CompleteMultipartUpload", e))?;
+        Ok(())
+    }
+
+    async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(|e| sdk_error("AbortMultipartUpload", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,24 @@
+//! The domain rules and AWS adapters of cwl-archiver.
+//!
+//! cwl-archiver archives CloudWatch Logs events older than a cutoff to S3 and
+//! removes them from CloudWatch while keeping every newer event. The four
+//! Lambda functions of the workflow are thin wrappers over [`workflow`]; the
+//! services they call sit behind the [`store::LogStore`] and
+//! [`store::ArchiveStore`] traits, implemented over the AWS SDK in [`aws`].
+
+pub mod aws;
+pub mod batch;
+pub mod classify;
+pub mod error;
+pub mod event;
+pub mod export_format;
+pub mod input;
+pub mod lambda;
+pub mod layout;
+pub mod staging;
+pub mod store;
+pub mod window;
+pub mod workflow;
+
+pub use error::{ArchiverError, ErrorName};
+pub use event::LogEvent;

@@ -1,0 +1,193 @@
+//! The small traits the workflow uses to reach CloudWatch Logs and S3.
+//!
+//! [`crate::aws`] implements them with the AWS SDK.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::event::LogEvent;
+
+/// What DescribeLogGroups says about a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupInfo {
+    /// Group name.
+    pub name: String,
+    /// Creation time (ms).
+    pub creation_time: i64,
+    /// Retention in days, if the group has a retention policy.
+    pub retention_in_days: Option<i32>,
+}
+
+/// What DescribeLogStreams says about a stream. The timestamps are
+/// eventually consistent on AWS, so destructive decisions confirm them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamInfo {
+    /// Stream name.
+    pub name: String,
+    /// Creation time (ms).
+    pub creation_time: i64,
+    /// Oldest event time (ms), absent for a stream without events.
+    pub first_event_timestamp: Option<i64>,
+    /// Newest event time (ms).
+    pub last_event_timestamp: Option<i64>,
+    /// When the stream last received events (ms).
+    pub last_ingestion_time: Option<i64>,
+    /// Stored bytes as reported (deprecated by AWS, often 0).
+    pub stored_bytes: Option<i64>,
+}
+
+/// One page of GetLogEvents.
+#[derive(Debug, Clone, Default)]
+pub struct EventsPage {
+    /// The events, oldest first.
+    pub events: Vec<LogEvent>,
+    /// The token for the next page; equal to the token sent at the end.
+    pub next_forward_token: Option<String>,
+}
+
+/// Status of a CloudWatch Logs export task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExportStatus {
+    /// Queued.
+    Pending,
+    /// Running.
+    Running,
+    /// Finished successfully.
+    Completed,
+    /// Failed.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+    /// Pending cancellation.
+    PendingCancel,
+}
+
+impl ExportStatus {
+    /// Whether the task still occupies the account's one export slot.
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self,
+            ExportStatus::Pending | ExportStatus::Running | ExportStatus::PendingCancel
+        )
+    }
+}
+
+/// An export task as DescribeExportTasks reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportTask {
+    /// Task id.
+    pub task_id: String,
+    /// Task name, which the archiver derives from the group and run.
+    pub task_name: String,
+    /// Status.
+    pub status: ExportStatus,
+    /// Status message.
+    pub message: String,
+}
+
+/// A CreateExportTask request: exports events with `from_ms <= t <= to_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRequest {
+    /// A readable task name.
+    pub task_name: String,
+    /// The group to export.
+    pub log_group_name: String,
+    /// First event time included (ms).
+    pub from_ms: i64,
+    /// Last event time included (ms); both ends are inclusive on AWS.
+    pub to_ms: i64,
+    /// Destination bucket.
+    pub bucket: String,
+    /// Destination key prefix; objects land at `prefix/taskId/stream/000000.gz`.
+    pub prefix: String,
+}
+
+/// What CreateExportTask answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportStart {
+    /// The task was created.
+    Started(String),
+    /// Another task is PENDING or RUNNING (LimitExceededException).
+    SlotBusy,
+}
+
+/// CloudWatch Logs, as far as the archiver needs it.
+#[async_trait]
+pub trait LogStore: Send + Sync {
+    /// The group, or `None` when it does not exist.
+    async fn describe_group(&self, group: &str) -> Result<Option<GroupInfo>>;
+    /// Every stream of the group.
+    async fn list_streams(&self, group: &str) -> Result<Vec<StreamInfo>>;
+    /// One stream, or `None` when it does not exist.
+    async fn describe_stream(&self, group: &str, stream: &str) -> Result<Option<StreamInfo>>;
+    /// One forward page of events with `start_ms <= t < end_ms`, oldest first.
+    /// `Ok(None)` when the stream does not exist.
+    async fn get_events_page(
+        &self,
+        group: &str,
+        stream: &str,
+        start_ms: i64,
+        end_ms: Option<i64>,
+        token: Option<&str>,
+        limit: Option<i32>,
+    ) -> Result<Option<EventsPage>>;
+    /// PutLogEvents of one valid batch; rejected events are an error.
+    async fn put_events(&self, group: &str, stream: &str, batch: &[LogEvent]) -> Result<()>;
+    /// CreateLogStream; `Ok(false)` when it already exists.
+    async fn create_stream(&self, group: &str, stream: &str) -> Result<bool>;
+    /// DeleteLogStream; `Ok(false)` when it did not exist.
+    async fn delete_stream(&self, group: &str, stream: &str) -> Result<bool>;
+    /// CreateExportTask.
+    async fn create_export_task(&self, request: &ExportRequest) -> Result<ExportStart>;
+    /// DescribeExportTasks for one task, `None` when unknown.
+    async fn describe_export_task(&self, task_id: &str) -> Result<Option<ExportTask>>;
+    /// A task of the account that is PENDING or RUNNING, if any.
+    async fn active_export_task(&self) -> Result<Option<ExportTask>>;
+}
+
+/// An object listed under a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The full key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: i64,
+}
+
+/// S3, as far as the archiver needs it.
+#[async_trait]
+pub trait ArchiveStore: Send + Sync {
+    /// Whether the bucket exists and is reachable.
+    async fn bucket_exists(&self, bucket: &str) -> Result<bool>;
+    /// The object's bytes, or `None` when it does not exist.
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>>;
+    /// Whether the object exists.
+    async fn exists(&self, bucket: &str, key: &str) -> Result<bool>;
+    /// Writes a whole object.
+    async fn put(&self, bucket: &str, key: &str, body: Bytes) -> Result<()>;
+    /// Every object under the prefix, in key order.
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>>;
+    /// Deletes an object; deleting a missing object is not an error.
+    async fn delete(&self, bucket: &str, key: &str) -> Result<()>;
+    /// Starts a multipart upload and returns its id.
+    async fn start_upload(&self, bucket: &str, key: &str) -> Result<String>;
+    /// Uploads part `part_number` (from 1) and returns its ETag.
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        body: Bytes,
+    ) -> Result<String>;
+    /// Completes the upload from the parts' ETags, in order.
+    async fn complete_upload(&self, bucket: &str, key: &str, upload_id: &str, etags: Vec<String>) -> Result<()>;
+    /// Abandons an upload.
+    async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()>;
+}

@@ -1,0 +1,205 @@
+//! check-export: poll the export task; once COMPLETED verify its objects,
+//! advance the checkpoint and write the manifest of candidate streams.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+
+use super::start::load_checkpoint;
+use super::{Clients, ExportState, ManifestBatch, ManifestRef, ManifestStream, RunState, VerifiedExport};
+use crate::error::{ArchiverError, Result};
+use crate::export_format::parse_export_key;
+use crate::layout::{GroupLayout, StagingKeyKind};
+use crate::store::ExportStatus;
+use crate::window::{ExportRecord, ExportWindow};
+
+/// One poll of the workflow's export step. Returns the state unchanged while
+/// the task is PENDING or RUNNING (the state machine waits and polls again),
+/// `READY` once the manifest is written, and `ExportFailed` when the task
+/// failed or was cancelled (nothing deleted, checkpoint not advanced).
+pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> {
+    let settings = &run.settings;
+    let layout = GroupLayout::of(settings);
+    let verified = match &run.export {
+        ExportState::Started {
+            task_id,
+            window,
+            destination_prefix,
+            started_at_ms,
+        } => {
+            let task =
+                clients
+                    .logs
+                    .describe_export_task(task_id)
+                    .await?
+                    .ok_or_else(|| ArchiverError::ExportFailed {
+                        task_id: task_id.clone(),
+                        status: "UNKNOWN".into(),
+                        message: "DescribeExportTasks does not know the task".into(),
+                    })?;
+            match task.status {
+                ExportStatus::Completed => {}
+                ExportStatus::Failed | ExportStatus::Cancelled => {
+                    return Err(ArchiverError::ExportFailed {
+                        task_id: task_id.clone(),
+                        status: format!("{:?}", task.status).to_uppercase(),
+                        message: task.message,
+                    });
+                }
+                _ => return Ok(run),
+            }
+            let verified =
+                verify_export(clients, settings.bucket.as_str(), task_id, *window, destination_prefix).await?;
+            advance_checkpoint(clients, &layout, settings, &verified, *started_at_ms).await?;
+            Some(verified)
+        }
+        ExportState::NothingToExport | ExportState::Planned { .. } => None,
+        ExportState::Ready { .. } => return Ok(run),
+        ExportState::Busy { .. } => {
+            return Err(ArchiverError::Internal(
+                "check-export called while the export has not started".into(),
+            ));
+        }
+    };
+    let manifest = write_manifest(clients, &run, &layout, verified.as_ref()).await?;
+    Ok(RunState {
+        export: ExportState::Ready {
+            export: verified,
+            manifest,
+        },
+        ..run
+    })
+}
+
+/// Objects of a completed task, by stream.
+async fn verify_export(
+    clients: &Clients,
+    bucket: &str,
+    task_id: &str,
+    window: ExportWindow,
+    destination_prefix: &str,
+) -> Result<VerifiedExport> {
+    let task_prefix = format!("{destination_prefix}/{task_id}/");
+    let objects = clients.archive.list(bucket, &task_prefix).await?;
+    let parts: Vec<_> = objects
+        .iter()
+        .filter(|o| parse_export_key(destination_prefix, &o.key).is_some())
+        .collect();
+    Ok(VerifiedExport {
+        task_id: task_id.to_string(),
+        window,
+        destination_prefix: destination_prefix.to_string(),
+        objects: parts.len() as u64,
+        bytes: parts.iter().map(|o| o.size.max(0) as u64).sum(),
+    })
+}
+
+async fn advance_checkpoint(
+    clients: &Clients,
+    layout: &GroupLayout,
+    settings: &crate::input::RunSettings,
+    export: &VerifiedExport,
+    started_at_ms: i64,
+) -> Result<()> {
+    let key = layout.checkpoint();
+    let mut checkpoint = load_checkpoint(clients, &settings.bucket, &key)
+        .await?
+        .unwrap_or_default();
+    if checkpoint.exports.iter().any(|e| e.task_id == export.task_id) {
+        return Ok(()); // a retried poll already recorded it
+    }
+    checkpoint.log_group_name = settings.log_group_name.clone();
+    checkpoint.advance(ExportRecord {
+        task_id: export.task_id.clone(),
+        from_ms: export.window.from_ms,
+        until_ms: export.window.until_ms,
+        started_at_ms,
+        destination_prefix: export.destination_prefix.clone(),
+        objects: export.objects,
+        bytes: export.bytes,
+    });
+    let body = serde_json::to_vec_pretty(&checkpoint).map_err(|e| ArchiverError::Internal(e.to_string()))?;
+    clients.archive.put(&settings.bucket, &key, Bytes::from(body)).await?;
+    tracing::info!(
+        task_id = export.task_id,
+        until_ms = export.window.until_ms,
+        "checkpoint advanced"
+    );
+    Ok(())
+}
+
+/// Writes the candidate streams (any event older than the cutoff, or a
+/// rebuild in progress) as a JSON array of batches for the Map's ItemReader.
+async fn write_manifest(
+    clients: &Clients,
+    run: &RunState,
+    layout: &GroupLayout,
+    export: Option<&VerifiedExport>,
+) -> Result<ManifestRef> {
+    let settings = &run.settings;
+    let streams = clients.logs.list_streams(&settings.log_group_name).await?;
+    let streams_in_group = streams.len() as u64;
+
+    let exported: Option<BTreeSet<String>> = match export {
+        None => None,
+        Some(e) => {
+            let task_prefix = format!("{}/{}/", e.destination_prefix, e.task_id);
+            let objects = clients.archive.list(&settings.bucket, &task_prefix).await?;
+            Some(
+                objects
+                    .iter()
+                    .filter_map(|o| parse_export_key(&e.destination_prefix, &o.key))
+                    .map(|k| k.stream)
+                    .collect(),
+            )
+        }
+    };
+
+    let mut candidates: BTreeMap<String, ManifestStream> = streams
+        .into_iter()
+        .filter(|s| s.first_event_timestamp.is_some_and(|t| t < settings.cutoff_ms))
+        .map(|s| {
+            let in_export = exported.as_ref().map(|set| set.contains(&s.name));
+            (
+                s.name.clone(),
+                ManifestStream {
+                    stream: s.name.clone(),
+                    info: Some(s),
+                    in_export,
+                },
+            )
+        })
+        .collect();
+    // A stream whose rebuild was interrupted may be gone or hold only part of
+    // its events; its staging object is the truth and it must be finished.
+    for object in clients.archive.list(&settings.bucket, &layout.staging_root()).await? {
+        if let Some((stream, StagingKeyKind::RebuildingMarker)) = layout.parse_staging_key(&object.key) {
+            candidates.entry(stream.clone()).or_insert(ManifestStream {
+                stream,
+                info: None,
+                in_export: None,
+            });
+        }
+    }
+
+    let per_batch = usize::try_from(settings.streams_per_batch).unwrap_or(1).max(1);
+    let candidates: Vec<ManifestStream> = candidates.into_values().collect();
+    let batches: Vec<ManifestBatch> = candidates
+        .chunks(per_batch)
+        .enumerate()
+        .map(|(i, chunk)| ManifestBatch {
+            batch: i as u32,
+            streams: chunk.to_vec(),
+        })
+        .collect();
+    let key = layout.manifest(&settings.run_id());
+    let body = serde_json::to_vec(&batches).map_err(|e| ArchiverError::Internal(e.to_string()))?;
+    clients.archive.put(&settings.bucket, &key, Bytes::from(body)).await?;
+    Ok(ManifestRef {
+        bucket: settings.bucket.clone(),
+        key,
+        batches: batches.len() as u64,
+        streams: candidates.len() as u64,
+        streams_in_group,
+    })
+}

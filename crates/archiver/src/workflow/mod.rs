@@ -1,0 +1,276 @@
+//! The steps of the archive workflow, one function per Lambda entry point.
+//!
+//! Each step takes the JSON the state machine hands it and returns the JSON
+//! the next state needs. Steps are idempotent: Step Functions retries them,
+//! and an operator may re-run a whole execution.
+
+mod check;
+mod read;
+mod rebuild;
+mod report;
+mod scan;
+mod start;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::input::RunSettings;
+use crate::store::{ArchiveStore, LogStore, StreamInfo};
+use crate::window::ExportWindow;
+
+pub use check::check_export;
+pub use read::{ReadLimits, ReadProgress, read_events};
+pub use rebuild::{rebuild_batch, record_batch_failure};
+pub use report::{RunReport, RunTotals, report_run};
+pub use scan::scan_batch;
+pub use start::{StartRequest, start_export};
+
+/// The services a step talks to.
+#[derive(Clone)]
+pub struct Clients {
+    /// CloudWatch Logs.
+    pub logs: Arc<dyn LogStore>,
+    /// S3.
+    pub archive: Arc<dyn ArchiveStore>,
+}
+
+impl Clients {
+    /// Clients over the AWS SDK from the usual configuration chain.
+    pub async fn from_env() -> Self {
+        let config = crate::aws::load_config().await;
+        Self::from_config(&config)
+    }
+
+    /// Clients over the AWS SDK from a loaded configuration.
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            logs: Arc::new(crate::aws::CloudWatchLogs::from_config(config)),
+            archive: Arc::new(crate::aws::S3Archive::from_config(config)),
+        }
+    }
+}
+
+/// Where a run's export stands; `status` is what the state machine's Choice
+/// states read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE", rename_all_fields = "camelCase")]
+pub enum ExportState {
+    /// Another export task holds the account's one slot: wait and start again.
+    Busy {
+        /// The task holding the slot, when known.
+        active_task_id: Option<String>,
+    },
+    /// The export task runs.
+    Started {
+        /// The task id.
+        task_id: String,
+        /// The exported window.
+        window: ExportWindow,
+        /// Where the task writes.
+        destination_prefix: String,
+        /// When it was created (ms).
+        started_at_ms: i64,
+    },
+    /// The checkpoint already covers the cutoff.
+    NothingToExport,
+    /// Plan mode: the window that would be exported.
+    Planned {
+        /// The window, if there is one.
+        window: Option<ExportWindow>,
+    },
+    /// The export (if any) is verified and the manifest written: prune now.
+    Ready {
+        /// The verified export, if this run exported.
+        export: Option<VerifiedExport>,
+        /// The manifest for the Map state.
+        manifest: ManifestRef,
+    },
+}
+
+/// A completed export whose objects were found in S3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedExport {
+    /// The task id.
+    pub task_id: String,
+    /// The exported window.
+    pub window: ExportWindow,
+    /// Where its objects are.
+    pub destination_prefix: String,
+    /// Number of export objects (one or more per stream with events in the window).
+    pub objects: u64,
+    /// Compressed bytes exported.
+    pub bytes: u64,
+}
+
+/// Where the manifest is, and its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestRef {
+    /// Bucket of the manifest.
+    pub bucket: String,
+    /// Key of the manifest.
+    pub key: String,
+    /// Number of Map items.
+    pub batches: u64,
+    /// Candidate streams in the manifest.
+    pub streams: u64,
+    /// Streams in the group.
+    pub streams_in_group: u64,
+}
+
+/// The state every step passes on: the settings and where the export stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunState {
+    /// The validated settings.
+    pub settings: RunSettings,
+    /// The export.
+    pub export: ExportState,
+}
+
+/// A candidate stream in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestStream {
+    /// DescribeLogStreams data when the manifest was written; `None` for a
+    /// stream that is gone but has a rebuild in progress.
+    #[serde(flatten)]
+    pub info: Option<StreamInfo>,
+    /// The name (repeated for gone streams).
+    pub stream: String,
+    /// Whether this run's export wrote an object for the stream; `None` when the run exported nothing.
+    pub in_export: Option<bool>,
+}
+
+/// One Map item: a batch of streams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestBatch {
+    /// Batch number, from 0.
+    pub batch: u32,
+    /// The streams.
+    pub streams: Vec<ManifestStream>,
+}
+
+/// The input of scan-stream: the run and one batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchRequest {
+    /// The run.
+    pub run: RunState,
+    /// The batch.
+    pub batch: ManifestBatch,
+}
+
+/// What scan-stream decided for one stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+pub enum StreamPlan {
+    /// Every event is archived: delete the stream.
+    Delete {
+        /// The stream.
+        stream: String,
+        /// Stored bytes as reported.
+        stored_bytes: i64,
+    },
+    /// The kept events are staged: rebuild the stream from the staging object.
+    Rebuild {
+        /// The stream.
+        stream: String,
+        /// The staging object.
+        staging_key: String,
+        /// Events staged (`None` when resuming a rebuild of an earlier attempt).
+        events: Option<u64>,
+        /// Message bytes staged.
+        message_bytes: Option<u64>,
+        /// Stored bytes as reported.
+        stored_bytes: i64,
+    },
+    /// Nothing is done; `outcome` says why.
+    Leave {
+        /// The stream.
+        stream: String,
+        /// The outcome to report.
+        outcome: StreamOutcome,
+    },
+}
+
+/// What happened to one stream, as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamOutcome {
+    /// The stream.
+    pub stream: String,
+    /// `deleted`, `rebuilt`, `skipped`, `fresh`, `empty`, `gone`, `failed`,
+    /// or in plan mode `would-delete` / `would-rebuild`.
+    pub action: String,
+    /// Why it was skipped or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Events replayed into the rebuilt stream (or that would be).
+    pub events_replayed: u64,
+    /// Message bytes replayed (what re-ingestion is billed on, plus 26 per event).
+    pub bytes_replayed: u64,
+    /// Stored bytes of the stream before the run, as reported by CloudWatch.
+    pub stored_bytes: i64,
+}
+
+impl StreamOutcome {
+    /// An outcome without counts.
+    pub fn new(stream: &str, action: &str, reason: Option<String>) -> Self {
+        Self {
+            stream: stream.to_string(),
+            action: action.to_string(),
+            reason,
+            ..Self::default()
+        }
+    }
+}
+
+/// The input of rebuild-stream: the run, the batch and scan-stream's plans.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RebuildRequest {
+    /// The run.
+    pub run: RunState,
+    /// The batch number.
+    pub batch: u32,
+    /// The plans of scan-stream, one per stream.
+    pub plans: Vec<StreamPlan>,
+}
+
+/// The output of scan-stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanResult {
+    /// The batch number.
+    pub batch: u32,
+    /// One plan per stream.
+    pub plans: Vec<StreamPlan>,
+}
+
+/// A Map item that failed after its retries (from the Catch).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchFailure {
+    /// The run.
+    pub run: RunState,
+    /// The batch that failed.
+    pub batch: ManifestBatch,
+    /// The error as Step Functions caught it (`Error`, `Cause`).
+    pub error: serde_json::Value,
+}
+
+/// What rebuild-stream returns: counts only, the outcomes are in S3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchSummary {
+    /// The batch number.
+    pub batch: u32,
+    /// Where the outcomes are.
+    pub outcome_key: String,
+    /// Streams that failed.
+    pub failed: u64,
+}

@@ -1,0 +1,87 @@
+//! A local Lambda Invoke API for the four handlers.
+//!
+//! The emulator forwards the Task states' Lambda invocations here
+//! (`POST /2015-03-31/functions/{name}/invocations`), and this host calls the
+//! real handler functions of the four crates, in process. It answers like the
+//! Lambda service: the handler's JSON on success, or
+//! `X-Amz-Function-Error: Unhandled` with `{"errorType", "errorMessage"}`.
+
+use std::net::SocketAddr;
+
+use archiver::workflow::Clients;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// The function names the state machine uses, and their handlers.
+pub const FUNCTIONS: [&str; 4] = ["start-export", "check-export", "scan-stream", "rebuild-stream"];
+
+/// Calls the handler named `function` the way the Lambda runtime would.
+pub async fn invoke(function: &str, event: Value, clients: Clients) -> Result<Value, (String, String)> {
+    let result = match function {
+        "start-export" => start_export::handler(event, clients).await,
+        "check-export" => check_export::handler(event, clients).await,
+        "scan-stream" => scan_stream::handler(event, clients).await,
+        "rebuild-stream" => rebuild_stream::handler(event, clients).await,
+        other => {
+            return Err((
+                "ResourceNotFoundException".into(),
+                format!("no function {other:?}; this host serves {FUNCTIONS:?}"),
+            ));
+        }
+    };
+    result.map_err(|e| (e.name().as_str().to_string(), e.to_string()))
+}
+
+async fn invocation(State(clients): State<Clients>, Path(function): Path<String>, body: String) -> Response {
+    // Accept a full ARN or a name with a qualifier, as Lambda does.
+    let name = function.rsplit(":function:").next().unwrap_or(&function);
+    let name = name.split(':').next().unwrap_or(name).to_string();
+    let event: Value = if body.trim().is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_str(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"Type": "User", "message": format!("payload is not JSON: {e}")})),
+                )
+                    .into_response();
+            }
+        }
+    };
+    match invoke(&name, event, clients).await {
+        Ok(value) => (StatusCode::OK, Json(value)).into_response(),
+        Err((error_type, error_message)) => {
+            tracing::warn!(function = name, error_type, error_message, "handler failed");
+            let mut headers = HeaderMap::new();
+            headers.insert("X-Amz-Function-Error", HeaderValue::from_static("Unhandled"));
+            (
+                StatusCode::OK,
+                headers,
+                Json(json!({"errorType": error_type, "errorMessage": error_message})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Binds the host on 127.0.0.1 (port 0 for a free one). Returns the address
+/// and a future that serves until dropped.
+pub async fn bind(port: u16) -> std::io::Result<(SocketAddr, TcpListener)> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    Ok((listener.local_addr()?, listener))
+}
+
+/// Serves the handlers on `listener` with `clients`.
+pub async fn serve(listener: TcpListener, clients: Clients) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/2015-03-31/functions/{function}/invocations", post(invocation))
+        .with_state(clients);
+    axum::serve(listener, app).await
+}

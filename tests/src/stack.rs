@@ -1,0 +1,194 @@
+//! The whole local stack: the strict emulator, the Lambda host serving the
+//! real handlers, and the state machine deployed into the emulator.
+
+use std::path::PathBuf;
+
+use archiver::workflow::Clients;
+use aws_config::retry::RetryConfig;
+use serde_json::Value;
+
+use crate::emulator::{Emulator, EmulatorOptions, HarnessError};
+use crate::lambda_host;
+
+/// Account id moto uses.
+pub const ACCOUNT_ID: &str = "123456789012";
+/// Region of the stack.
+pub const REGION: &str = "us-east-1";
+/// The role the state machine is created with (the emulator does not check it).
+pub const STATE_MACHINE_ROLE: &str = "arn:aws:iam::123456789012:role/cwl-archiver-state-machine";
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The ARN of one of the four functions in the local stack.
+pub fn function_arn(name: &str) -> String {
+    format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}")
+}
+
+/// Replaces the `${...}` substitutions of a definition, as SAM's
+/// `DefinitionSubstitutions` does, and fails on any left over.
+pub fn render_definition(template: &str, substitutions: &[(&str, String)]) -> Result<String, String> {
+    let mut text = template.to_string();
+    for (name, value) in substitutions {
+        text = text.replace(&format!("${{{name}}}"), value);
+    }
+    match text.find("${") {
+        Some(at) => Err(format!(
+            "unreplaced substitution near {:?}",
+            &text[at..(at + 40).min(text.len())]
+        )),
+        None => Ok(text),
+    }
+}
+
+/// `statemachine/archive.asl.json` with the local function ARNs.
+pub fn local_archive_definition() -> Result<String, String> {
+    let path = workspace_root().join("statemachine/archive.asl.json");
+    let template = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    render_definition(
+        &template,
+        &[
+            ("StartExportFunctionArn", function_arn("start-export")),
+            ("CheckExportFunctionArn", function_arn("check-export")),
+            ("ScanStreamFunctionArn", function_arn("scan-stream")),
+            ("RebuildStreamFunctionArn", function_arn("rebuild-stream")),
+        ],
+    )
+}
+
+/// The product's AWS configuration against an endpoint: what the Lambdas
+/// get from `aws_config` in AWS, with the same retry policy.
+pub fn product_clients(emulator: &Emulator) -> Clients {
+    let config = emulator
+        .sdk_config()
+        .into_builder()
+        .retry_config(RetryConfig::standard().with_max_attempts(archiver::aws::MAX_ATTEMPTS))
+        .build();
+    Clients::from_config(&config)
+}
+
+/// A running local stack.
+pub struct Stack {
+    /// The emulator (CloudWatch Logs, S3, Step Functions).
+    pub emulator: Emulator,
+    /// The archive state machine's ARN.
+    pub state_machine_arn: String,
+    host: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.host.abort();
+    }
+}
+
+impl Stack {
+    /// Starts the emulator with the Lambda host in this process and deploys
+    /// the archive state machine. Needs a multi-threaded tokio runtime.
+    pub async fn start(export_delay_seconds: f64) -> Result<Stack, HarnessError> {
+        let (addr, listener) = lambda_host::bind(0).await.map_err(HarnessError::Spawn)?;
+        let emulator = Emulator::start(EmulatorOptions {
+            lambda_endpoint: Some(format!("http://{addr}")),
+            export_delay_seconds,
+        })
+        .await?;
+        let clients = product_clients(&emulator);
+        let host = tokio::spawn(async move {
+            if let Err(e) = lambda_host::serve(listener, clients).await {
+                eprintln!("lambda host stopped: {e}");
+            }
+        });
+        let definition = local_archive_definition().map_err(|e| HarnessError::Control { status: 0, body: e })?;
+        let created = emulator
+            .sfn()
+            .create_state_machine()
+            .name("cwl-archiver")
+            .definition(definition)
+            .role_arn(STATE_MACHINE_ROLE)
+            .send()
+            .await
+            .map_err(|e| HarnessError::Control {
+                status: 0,
+                body: format!("CreateStateMachine: {}", aws_sdk_sfn::error::DisplayErrorContext(&e)),
+            })?;
+        Ok(Stack {
+            state_machine_arn: created.state_machine_arn().to_string(),
+            emulator,
+            host,
+        })
+    }
+
+    /// Clients as the product uses them, for checks and for driving steps directly.
+    pub fn clients(&self) -> Clients {
+        product_clients(&self.emulator)
+    }
+
+    /// Starts an execution with `input` and waits for it to end; returns its
+    /// status, output (or error and cause).
+    pub async fn run(
+        &self,
+        name: &str,
+        input: &Value,
+        timeout: std::time::Duration,
+    ) -> Result<Execution, HarnessError> {
+        let sfn = self.emulator.sfn();
+        let started = sfn
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+            .map_err(|e| HarnessError::Control {
+                status: 0,
+                body: format!("StartExecution: {}", aws_sdk_sfn::error::DisplayErrorContext(&e)),
+            })?;
+        let arn = started.execution_arn().to_string();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let d = sfn
+                .describe_execution()
+                .execution_arn(&arn)
+                .send()
+                .await
+                .map_err(|e| HarnessError::Control {
+                    status: 0,
+                    body: format!("DescribeExecution: {}", aws_sdk_sfn::error::DisplayErrorContext(&e)),
+                })?;
+            let status = d.status().as_str().to_string();
+            if status != "RUNNING" {
+                return Ok(Execution {
+                    status,
+                    output: d.output().and_then(|o| serde_json::from_str(o).ok()),
+                    error: d.error().map(str::to_string),
+                    cause: d.cause().map(str::to_string),
+                });
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(HarnessError::Control {
+                    status: 0,
+                    body: format!(
+                        "execution {arn} still RUNNING after {timeout:?}; emulator log:\n{}",
+                        self.emulator.stderr_tail()
+                    ),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// SUCCEEDED, FAILED, TIMED_OUT or ABORTED.
+    pub status: String,
+    /// The output, when it succeeded.
+    pub output: Option<Value>,
+    /// The error name, when it failed.
+    pub error: Option<String>,
+    /// The cause, when it failed.
+    pub cause: Option<String>,
+}
