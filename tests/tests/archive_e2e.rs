@@ -239,7 +239,6 @@ async fn failed_export_fails_the_run_and_touches_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "product bug: in plan mode check-export turns ExportState::Planned into Ready { export: None }, so scan-stream's effective_checkpoint never applies the planned window and every candidate stream is skipped as NotCoveredByExport instead of would-delete / would-rebuild"]
 async fn plan_mode_changes_nothing_but_the_report() {
     let stack = Stack::start(1.0).await.unwrap();
     let seeded = seed_group(&stack).await;

@@ -88,6 +88,19 @@ pub enum ArchiverError {
         missing: u64,
     },
 
+    /// The rebuilt stream holds some staged events more than once (a
+    /// PutLogEvents applied twice, e.g. retried after a dropped connection).
+    /// The retry rebuilds the stream again from the staging object.
+    #[error(
+        "the rebuilt stream {stream} holds {duplicates} staged event(s) twice; retrying rebuilds it again from the staging object"
+    )]
+    ReplayDuplicated {
+        /// The rebuilt stream.
+        stream: String,
+        /// Events seen more often than staged.
+        duplicates: u64,
+    },
+
     /// Some streams of the run failed; the report has the causes.
     #[error("{count} stream(s) failed: {streams}; full report at s3://{bucket}/{report_key}")]
     StreamsFailed {
@@ -129,6 +142,8 @@ pub enum ErrorName {
     StagingCorrupt,
     /// Replayed events are not all visible yet.
     VerificationPending,
+    /// A replay was applied twice; rebuild again.
+    ReplayDuplicated,
     /// Some streams of the run failed.
     StreamsFailed,
     /// A bug.
@@ -149,6 +164,7 @@ impl ErrorName {
             ErrorName::VerificationFailed => "VerificationFailed",
             ErrorName::StagingCorrupt => "StagingCorrupt",
             ErrorName::VerificationPending => "VerificationPending",
+            ErrorName::ReplayDuplicated => "ReplayDuplicated",
             ErrorName::StreamsFailed => "StreamsFailed",
             ErrorName::InternalError => "InternalError",
         }
@@ -175,6 +191,7 @@ impl ArchiverError {
             ArchiverError::Service { retryable: true, .. } => ErrorName::ServiceUnavailable,
             ArchiverError::Service { .. } => ErrorName::ServiceError,
             ArchiverError::VerificationPending { .. } => ErrorName::VerificationPending,
+            ArchiverError::ReplayDuplicated { .. } => ErrorName::ReplayDuplicated,
             ArchiverError::StreamsFailed { .. } => ErrorName::StreamsFailed,
             ArchiverError::Internal(_) => ErrorName::InternalError,
         }
@@ -188,6 +205,7 @@ impl ArchiverError {
                 | ErrorName::ServiceUnavailable
                 | ErrorName::ExportSlotBusy
                 | ErrorName::VerificationPending
+                | ErrorName::ReplayDuplicated
         )
     }
 

@@ -61,10 +61,15 @@ pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> 
             ));
         }
     };
+    let planned_window = match &run.export {
+        ExportState::Planned { window } => *window,
+        _ => None,
+    };
     let manifest = write_manifest(clients, &run, &layout, verified.as_ref()).await?;
     Ok(RunState {
         export: ExportState::Ready {
             export: verified,
+            planned_window,
             manifest,
         },
         ..run

@@ -83,6 +83,9 @@ pub enum ExportState {
     Ready {
         /// The verified export, if this run exported.
         export: Option<VerifiedExport>,
+        /// Plan mode: the window a real run would have exported.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        planned_window: Option<ExportWindow>,
         /// The manifest for the Map state.
         manifest: ManifestRef,
     },

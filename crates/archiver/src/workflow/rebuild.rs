@@ -166,7 +166,9 @@ async fn rebuild_stream(
     };
 
     let resuming = clients.archive.exists(bucket, &marker).await?;
-    if !(resuming && missing_events(clients, group, stream, &expected).await? == Some(0)) {
+    let already_complete =
+        resuming && compare_with_staged(clients, group, stream, &expected).await? == Some(Comparison::EXACT);
+    if !already_complete {
         let note = serde_json::json!({"stagingKey": staging_key, "events": replayed.events});
         clients
             .archive
@@ -180,12 +182,18 @@ async fn rebuild_stream(
         }
         replay(clients, group, stream, events).await?;
     }
-    match missing_events(clients, group, stream, &expected).await? {
-        Some(0) => {}
-        Some(missing) => {
+    match compare_with_staged(clients, group, stream, &expected).await? {
+        Some(Comparison::EXACT) => {}
+        Some(Comparison { missing, .. }) if missing > 0 => {
             return Err(ArchiverError::VerificationPending {
                 stream: stream.to_string(),
                 missing,
+            });
+        }
+        Some(Comparison { duplicated, .. }) => {
+            return Err(ArchiverError::ReplayDuplicated {
+                stream: stream.to_string(),
+                duplicates: duplicated,
             });
         }
         None => {
@@ -217,15 +225,32 @@ async fn replay(clients: &Clients, group: &str, stream: &str, events: Vec<LogEve
     Ok(())
 }
 
-/// How many staged events the stream lacks; `None` if the stream is gone.
-/// Events written by someone else meanwhile are allowed: they are kept.
-async fn missing_events(
+/// How the stream's events compare with the staged ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Comparison {
+    /// Staged events not in the stream.
+    missing: u64,
+    /// Staged events in the stream more often than staged.
+    duplicated: u64,
+}
+
+impl Comparison {
+    const EXACT: Comparison = Comparison {
+        missing: 0,
+        duplicated: 0,
+    };
+}
+
+/// Reads the stream back and compares it with the staged events; `None` if
+/// the stream is gone. Events that are not staged ones were written by
+/// someone else meanwhile: they are kept and not counted.
+async fn compare_with_staged(
     clients: &Clients,
     group: &str,
     stream: &str,
     expected: &HashMap<(i64, u64), u64>,
-) -> Result<Option<u64>> {
-    let mut remaining = expected.clone();
+) -> Result<Option<Comparison>> {
+    let mut remaining: HashMap<(i64, u64), i64> = expected.iter().map(|(k, v)| (*k, *v as i64)).collect();
     let progress = read_events(
         clients.logs.as_ref(),
         group,
@@ -236,7 +261,7 @@ async fn missing_events(
         ReadLimits::UNBOUNDED,
         |event| {
             if let Some(count) = remaining.get_mut(&fingerprint(&event)) {
-                *count = count.saturating_sub(1);
+                *count -= 1;
             }
             Ok(())
         },
@@ -244,6 +269,9 @@ async fn missing_events(
     .await?;
     Ok(match progress {
         ReadProgress::StreamMissing => None,
-        _ => Some(remaining.values().sum()),
+        _ => Some(Comparison {
+            missing: remaining.values().filter(|v| **v > 0).map(|v| *v as u64).sum(),
+            duplicated: remaining.values().filter(|v| **v < 0).map(|v| v.unsigned_abs()).sum(),
+        }),
     })
 }

@@ -54,7 +54,11 @@ async fn effective_checkpoint(run: &RunState, clients: &Clients, layout: &GroupL
     let mut checkpoint = load_checkpoint(clients, &settings.bucket, &layout.checkpoint())
         .await?
         .unwrap_or_default();
-    if let ExportState::Planned { window: Some(window) } = &run.export {
+    if let ExportState::Ready {
+        planned_window: Some(window),
+        ..
+    } = &run.export
+    {
         checkpoint.advance(ExportRecord {
             task_id: "planned".into(),
             from_ms: window.from_ms,
