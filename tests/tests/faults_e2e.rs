@@ -98,7 +98,10 @@ async fn replay_applied_twice_is_rebuilt_without_duplicates() {
         .unwrap();
     assert_eq!(run.status, "SUCCEEDED", "{run:?}");
     let faults = stack.emulator.faults().await.unwrap();
-    assert!(faults.iter().any(|f| f.injected > 0), "the fault never fired: {faults:?}");
+    assert!(
+        faults.iter().any(|f| f.injected > 0),
+        "the fault never fired: {faults:?}"
+    );
     assert_nothing_lost_or_duplicated(&stack, &seeded).await;
 }
 
