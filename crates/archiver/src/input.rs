@@ -355,6 +355,23 @@ fn bounded(
     }
 }
 
+/// The group name as a token for AWS names that allow only letters, digits,
+/// `-` and `_` (export task names, execution names): every other character
+/// becomes `-`, and leading and trailing `-` go.
+pub fn group_name_token(group: &str) -> String {
+    let token: String = group
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    token.trim_matches('-').to_string()
+}
+
 /// Floors a time to the start of its hour in UTC, so that runs started
 /// minutes apart agree on the cutoff.
 pub fn floor_to_hour(t: DateTime<Utc>) -> DateTime<Utc> {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use archiver::input::{ExecutionInput, format_run_id};
+use archiver::input::{ExecutionInput, format_run_id, group_name_token};
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 
@@ -73,17 +73,7 @@ fn parse_days(text: &str) -> Result<i64, String> {
 /// Execution names derive from the group and the cutoff, so starting the
 /// same run twice is refused by Step Functions itself.
 fn execution_name(group: &str, cutoff_ms: i64) -> String {
-    let group: String = group
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let group = group.trim_matches('-');
+    let group = group_name_token(group);
     let tail: String = group
         .chars()
         .rev()

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Clients, ExportState, RunState};
 use crate::error::{ArchiverError, Result};
-use crate::input::{ExecutionInput, InputProblem, Mode, RunSettings};
+use crate::input::{ExecutionInput, InputProblem, Mode, RunSettings, group_name_token};
 use crate::layout::GroupLayout;
 use crate::store::{ExportRequest, ExportStart};
 use crate::window::{Checkpoint, ExportWindow};
@@ -84,18 +84,11 @@ pub(crate) async fn load_checkpoint(clients: &Clients, bucket: &str, key: &str) 
 /// The task name: derived from the group and cutoff so that a retried
 /// start-export recognises the task an earlier attempt created.
 fn task_name(settings: &RunSettings) -> String {
-    let group: String = settings
-        .log_group_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let name = format!("cwl-archiver-{}-{}", settings.run_id(), group.trim_matches('-'));
+    let name = format!(
+        "cwl-archiver-{}-{}",
+        settings.run_id(),
+        group_name_token(&settings.log_group_name)
+    );
     name.chars().take(512).collect()
 }
 
