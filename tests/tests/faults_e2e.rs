@@ -76,24 +76,14 @@ fn input(cutoff: &str) -> serde_json::Value {
     json!({"logGroupName": GROUP, "cutoff": cutoff, "bucket": BUCKET, "pollSeconds": 1})
 }
 
-/// A PutLogEvents that took effect but whose answer was lost: the SDK sends
-/// it again and the batch lands twice. Verification sees the duplicates and
-/// the retry rebuilds the stream from the staging object.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn replay_applied_twice_is_rebuilt_without_duplicates() {
+/// Seeds the group, arms `fault`, runs the state machine to success, checks
+/// the fault really fired, and clears it so the checks read a calm stack.
+async fn run_under_fault(name: &str, fault: Fault) -> (Stack, Seeded) {
     let stack = Stack::start(1.0).await.unwrap();
     let seeded = seed(&stack).await;
-    stack
-        .emulator
-        .inject(
-            Fault::new(FaultService::Logs, "PutLogEvents", FaultKind::Drop)
-                .nth(1)
-                .phase(FaultPhase::After),
-        )
-        .await
-        .unwrap();
+    stack.emulator.inject(fault).await.unwrap();
     let run = stack
-        .run("dup", &input(&seeded.cutoff), Duration::from_secs(180))
+        .run(name, &input(&seeded.cutoff), Duration::from_secs(180))
         .await
         .unwrap();
     assert_eq!(run.status, "SUCCEEDED", "{run:?}");
@@ -102,6 +92,19 @@ async fn replay_applied_twice_is_rebuilt_without_duplicates() {
         faults.iter().any(|f| f.injected > 0),
         "the fault never fired: {faults:?}"
     );
+    stack.emulator.clear_faults().await.unwrap();
+    (stack, seeded)
+}
+
+/// A PutLogEvents that took effect but whose answer was lost: the SDK sends
+/// it again and the batch lands twice. Verification sees the duplicates and
+/// the retry rebuilds the stream from the staging object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replay_applied_twice_is_rebuilt_without_duplicates() {
+    let fault = Fault::new(FaultService::Logs, "PutLogEvents", FaultKind::Drop)
+        .nth(1)
+        .phase(FaultPhase::After);
+    let (stack, seeded) = run_under_fault("dup", fault).await;
     assert_nothing_lost_or_duplicated(&stack, &seeded).await;
 }
 
@@ -109,18 +112,8 @@ async fn replay_applied_twice_is_rebuilt_without_duplicates() {
 /// replayed, the answer lost); Step Functions retries it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rebuild_crash_after_side_effects_is_retried_without_loss() {
-    let stack = Stack::start(1.0).await.unwrap();
-    let seeded = seed(&stack).await;
-    stack
-        .emulator
-        .inject(Fault::new(FaultService::Lambda, "rebuild-stream", FaultKind::Crash).nth(1))
-        .await
-        .unwrap();
-    let run = stack
-        .run("crash", &input(&seeded.cutoff), Duration::from_secs(180))
-        .await
-        .unwrap();
-    assert_eq!(run.status, "SUCCEEDED", "{run:?}");
+    let fault = Fault::new(FaultService::Lambda, "rebuild-stream", FaultKind::Crash).nth(1);
+    let (stack, seeded) = run_under_fault("crash", fault).await;
     assert_nothing_lost_or_duplicated(&stack, &seeded).await;
 }
 
@@ -128,18 +121,7 @@ async fn rebuild_crash_after_side_effects_is_retried_without_loss() {
 /// retries carry the run through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn throttled_cloudwatch_logs_calls_are_retried() {
-    let stack = Stack::start(1.0).await.unwrap();
-    let seeded = seed(&stack).await;
-    stack
-        .emulator
-        .inject(Fault::new(FaultService::Logs, "*", FaultKind::Throttle).rate(0.2, 7))
-        .await
-        .unwrap();
-    let run = stack
-        .run("throttled", &input(&seeded.cutoff), Duration::from_secs(180))
-        .await
-        .unwrap();
-    assert_eq!(run.status, "SUCCEEDED", "{run:?}");
-    stack.emulator.clear_faults().await.unwrap();
+    let fault = Fault::new(FaultService::Logs, "*", FaultKind::Throttle).rate(0.2, 7);
+    let (stack, seeded) = run_under_fault("throttled", fault).await;
     assert_nothing_lost_or_duplicated(&stack, &seeded).await;
 }
