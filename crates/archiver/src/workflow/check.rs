@@ -20,7 +20,7 @@ use crate::window::{ExportRecord, ExportWindow};
 pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> {
     let settings = &run.settings;
     let layout = GroupLayout::of(settings);
-    let verified = match &run.export {
+    let (verified, exported_streams) = match &run.export {
         ExportState::Started {
             task_id,
             window,
@@ -48,12 +48,12 @@ pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> 
                 }
                 _ => return Ok(run),
             }
-            let verified =
+            let (verified, streams) =
                 verify_export(clients, settings.bucket.as_str(), task_id, *window, destination_prefix).await?;
             advance_checkpoint(clients, &layout, settings, &verified, *started_at_ms).await?;
-            Some(verified)
+            (Some(verified), Some(streams))
         }
-        ExportState::NothingToExport | ExportState::Planned { .. } => None,
+        ExportState::NothingToExport | ExportState::Planned { .. } => (None, None),
         ExportState::Ready { .. } => return Ok(run),
         ExportState::Busy { .. } => {
             return Err(ArchiverError::Internal(
@@ -65,7 +65,7 @@ pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> 
         ExportState::Planned { window } => *window,
         _ => None,
     };
-    let manifest = write_manifest(clients, &run, &layout, verified.as_ref()).await?;
+    let manifest = write_manifest(clients, &run, &layout, exported_streams.as_ref()).await?;
     Ok(RunState {
         export: ExportState::Ready {
             export: verified,
@@ -76,27 +76,33 @@ pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> 
     })
 }
 
-/// Objects of a completed task, by stream.
+/// Counts the objects of a completed task and names the streams they hold.
 async fn verify_export(
     clients: &Clients,
     bucket: &str,
     task_id: &str,
     window: ExportWindow,
     destination_prefix: &str,
-) -> Result<VerifiedExport> {
+) -> Result<(VerifiedExport, BTreeSet<String>)> {
     let task_prefix = format!("{destination_prefix}/{task_id}/");
     let objects = clients.archive.list(bucket, &task_prefix).await?;
-    let parts: Vec<_> = objects
-        .iter()
-        .filter(|o| parse_export_key(destination_prefix, &o.key).is_some())
-        .collect();
-    Ok(VerifiedExport {
+    let mut streams = BTreeSet::new();
+    let (mut parts, mut bytes) = (0u64, 0u64);
+    for object in &objects {
+        if let Some(key) = parse_export_key(destination_prefix, &object.key) {
+            streams.insert(key.stream);
+            parts += 1;
+            bytes += object.size.max(0) as u64;
+        }
+    }
+    let verified = VerifiedExport {
         task_id: task_id.to_string(),
         window,
         destination_prefix: destination_prefix.to_string(),
-        objects: parts.len() as u64,
-        bytes: parts.iter().map(|o| o.size.max(0) as u64).sum(),
-    })
+        objects: parts,
+        bytes,
+    };
+    Ok((verified, streams))
 }
 
 async fn advance_checkpoint(
@@ -135,36 +141,22 @@ async fn advance_checkpoint(
 
 /// Writes the candidate streams (any event older than the cutoff, or a
 /// rebuild in progress) as a JSON array of batches for the Map's ItemReader.
+/// `exported` names the streams this run's export wrote objects for.
 async fn write_manifest(
     clients: &Clients,
     run: &RunState,
     layout: &GroupLayout,
-    export: Option<&VerifiedExport>,
+    exported: Option<&BTreeSet<String>>,
 ) -> Result<ManifestRef> {
     let settings = &run.settings;
     let streams = clients.logs.list_streams(&settings.log_group_name).await?;
     let streams_in_group = streams.len() as u64;
 
-    let exported: Option<BTreeSet<String>> = match export {
-        None => None,
-        Some(e) => {
-            let task_prefix = format!("{}/{}/", e.destination_prefix, e.task_id);
-            let objects = clients.archive.list(&settings.bucket, &task_prefix).await?;
-            Some(
-                objects
-                    .iter()
-                    .filter_map(|o| parse_export_key(&e.destination_prefix, &o.key))
-                    .map(|k| k.stream)
-                    .collect(),
-            )
-        }
-    };
-
     let mut candidates: BTreeMap<String, ManifestStream> = streams
         .into_iter()
         .filter(|s| s.first_event_timestamp.is_some_and(|t| t < settings.cutoff_ms))
         .map(|s| {
-            let in_export = exported.as_ref().map(|set| set.contains(&s.name));
+            let in_export = exported.map(|set| set.contains(&s.name));
             (
                 s.name.clone(),
                 ManifestStream {

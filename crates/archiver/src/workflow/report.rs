@@ -71,11 +71,11 @@ pub async fn report_run(run: RunState, clients: &Clients) -> Result<RunReport> {
     let layout = GroupLayout::of(settings);
     let run_id = settings.run_id();
     let mut outcomes: Vec<StreamOutcome> = Vec::new();
-    for object in clients
+    let outcome_objects = clients
         .archive
         .list(&settings.bucket, &layout.outcomes_root(&run_id))
-        .await?
-    {
+        .await?;
+    for object in &outcome_objects {
         let Some(bytes) = clients.archive.get(&settings.bucket, &object.key).await? else {
             continue;
         };
@@ -126,11 +126,7 @@ pub async fn report_run(run: RunState, clients: &Clients) -> Result<RunReport> {
         .await?;
 
     // The report holds everything; the working objects of the run go.
-    for object in clients
-        .archive
-        .list(&settings.bucket, &layout.outcomes_root(&run_id))
-        .await?
-    {
+    for object in &outcome_objects {
         clients.archive.delete(&settings.bucket, &object.key).await?;
     }
     clients
