@@ -12,7 +12,7 @@ use crate::error::{ArchiverError, Result};
 use crate::event::LogEvent;
 use crate::store::{
     ArchiveStore, EventsPage, ExportRequest, ExportStart, ExportStatus, ExportTask, GroupInfo, LogStore, ObjectInfo,
-    StreamInfo,
+    ObjectRange, StreamInfo,
 };
 
 /// Attempts per call, counting the first: throttling at 5 TPS quotas is
@@ -375,6 +375,40 @@ impl ArchiveStore for S3Archive {
                 Ok(Some(body.into_bytes()))
             }
             Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(sdk_error("GetObject", e)),
+        }
+    }
+
+    async fn get_range(&self, bucket: &str, key: &str, offset: u64, max_len: u64) -> Result<Option<ObjectRange>> {
+        let last = offset.saturating_add(max_len.max(1)) - 1;
+        let request = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .range(format!("bytes={offset}-{last}"));
+        match request.send().await {
+            Ok(out) => {
+                // `Content-Range: bytes a-b/total`; without it the whole object came back.
+                let total = out
+                    .content_range()
+                    .and_then(|r| r.rsplit('/').next())
+                    .and_then(|t| t.parse::<u64>().ok());
+                let body = out.body.collect().await.map_err(|e| ArchiverError::Service {
+                    operation: "GetObject",
+                    message: format!("reading s3://{bucket}/{key}: {e}"),
+                    retryable: true,
+                })?;
+                let bytes = body.into_bytes();
+                let total_size = total.unwrap_or(offset + bytes.len() as u64);
+                Ok(Some(ObjectRange { bytes, total_size }))
+            }
+            Err(e) if is_not_found(&e) => Ok(None),
+            // A range that starts at or past the end of the object.
+            Err(e) if e.code() == Some("InvalidRange") => Ok(Some(ObjectRange {
+                bytes: Bytes::new(),
+                total_size: offset,
+            })),
             Err(e) => Err(sdk_error("GetObject", e)),
         }
     }

@@ -160,6 +160,15 @@ pub struct ObjectInfo {
     pub size: i64,
 }
 
+/// A slice of an object, read with a ranged GET.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectRange {
+    /// The bytes of the slice (empty past the end).
+    pub bytes: Bytes,
+    /// The size of the whole object.
+    pub total_size: u64,
+}
+
 /// S3, as far as the archiver needs it.
 #[async_trait]
 pub trait ArchiveStore: Send + Sync {
@@ -167,6 +176,10 @@ pub trait ArchiveStore: Send + Sync {
     async fn bucket_exists(&self, bucket: &str) -> Result<bool>;
     /// The object's bytes, or `None` when it does not exist.
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>>;
+    /// Up to `max_len` bytes of the object from `offset`, and the object's
+    /// total size; `None` when it does not exist. Lets large objects be read
+    /// in bounded memory.
+    async fn get_range(&self, bucket: &str, key: &str, offset: u64, max_len: u64) -> Result<Option<ObjectRange>>;
     /// Whether the object exists.
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool>;
     /// Writes a whole object.
