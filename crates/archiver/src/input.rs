@@ -16,6 +16,11 @@ pub const DEFAULT_POLL_SECONDS: i64 = 60;
 pub const DEFAULT_STREAMS_PER_BATCH: i64 = 20;
 /// Default safety margin below the 14-day PutLogEvents age limit, in hours.
 pub const DEFAULT_REPLAY_MARGIN_HOURS: i64 = 24;
+/// Default API pages per Lambda invocation: 2,000 pages of up to 10,000
+/// events is far more than the time budget allows, so time usually decides.
+pub const DEFAULT_INVOCATION_PAGES: i64 = 2_000;
+/// Default seconds of work per invocation, well inside the 900 s timeout.
+pub const DEFAULT_INVOCATION_SECONDS: i64 = 600;
 /// Data can take up to 12 hours to become exportable, so the cutoff may not be newer.
 pub const MIN_CUTOFF_AGE_HOURS: i64 = 12;
 
@@ -79,6 +84,12 @@ pub struct ExecutionInput {
     pub streams_per_batch: Option<i64>,
     /// Hours of margin below the 14-day replay limit (default 24).
     pub replay_margin_hours: Option<i64>,
+    /// API pages (GetLogEvents reads, PutLogEvents batches) one Lambda
+    /// invocation handles before it hands back a continuation (default 2,000).
+    pub invocation_pages: Option<i64>,
+    /// Seconds of work one Lambda invocation does before it hands back a
+    /// continuation (default 600, at most 840: the functions time out at 900).
+    pub invocation_seconds: Option<i64>,
     /// Set by the state machine from `$$.Execution.StartTime`; the cutoff is
     /// computed from it so retries and re-runs of one execution agree.
     pub execution_start_time: Option<String>,
@@ -127,6 +138,29 @@ pub struct RunSettings {
     pub streams_per_batch: i64,
     /// Margin below the 14-day replay limit, in hours.
     pub replay_margin_hours: i64,
+    /// The work budget of one Lambda invocation.
+    pub budget: InvocationBudget,
+}
+
+/// How much one Lambda invocation does before it hands back a continuation,
+/// so that a stream of any size is finished across invocations instead of
+/// hitting the Lambda timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvocationBudget {
+    /// API pages (reads and replay batches).
+    pub pages: u64,
+    /// Seconds of work.
+    pub seconds: u64,
+}
+
+impl Default for InvocationBudget {
+    fn default() -> Self {
+        Self {
+            pages: DEFAULT_INVOCATION_PAGES as u64,
+            seconds: DEFAULT_INVOCATION_SECONDS as u64,
+        }
+    }
 }
 
 impl RunSettings {
@@ -316,6 +350,25 @@ impl ExecutionInput {
             13 * 24,
         );
 
+        let budget = InvocationBudget {
+            pages: bounded(
+                &mut problem,
+                "invocationPages",
+                self.invocation_pages,
+                DEFAULT_INVOCATION_PAGES,
+                1,
+                100_000,
+            ) as u64,
+            seconds: bounded(
+                &mut problem,
+                "invocationSeconds",
+                self.invocation_seconds,
+                DEFAULT_INVOCATION_SECONDS,
+                1,
+                840,
+            ) as u64,
+        };
+
         match cutoff {
             Some(cutoff) if problems.is_empty() => Ok(RunSettings {
                 log_group_name,
@@ -328,6 +381,7 @@ impl ExecutionInput {
                 poll_seconds,
                 streams_per_batch,
                 replay_margin_hours,
+                budget,
             }),
             _ => Err(ArchiverError::InvalidInput(problems)),
         }

@@ -7,9 +7,14 @@
 //! {prefix}/{group path}/@runs/{runId}/manifest.json
 //! {prefix}/{group path}/@runs/{runId}/outcomes/{batch}.json
 //! {prefix}/{group path}/@runs/{runId}/report.json
-//! {prefix}/{group path}/@staging/{stream}.jsonl.gz
-//! {prefix}/{group path}/@staging/{stream}.rebuilding
+//! {prefix}/{group path}/@staging/{stream}:{segment}.jsonl.gz
+//! {prefix}/{group path}/@staging/{stream}:rebuilding
 //! ```
+//!
+//! A stream's kept events are staged in numbered segments (from 000001), each
+//! a complete staging object, so a scan or a replay can stop between segments
+//! and go on in the next invocation. Stream names cannot contain `:`, so the
+//! stream part of a staging key is unambiguous.
 //!
 //! `{group path}` is the group name without its leading `/`. Log group names
 //! cannot contain `@`, so the `@` segments end the group path unambiguously:
@@ -19,8 +24,8 @@ use chrono::{DateTime, Utc};
 
 use crate::input::RunSettings;
 
-const STAGING_SUFFIX: &str = ".jsonl.gz";
-const REBUILDING_SUFFIX: &str = ".rebuilding";
+const SEGMENT_SUFFIX: &str = ".jsonl.gz";
+const REBUILDING_MARKER: &str = "rebuilding";
 
 /// The S3 keys of one log group.
 #[derive(Debug, Clone)]
@@ -90,34 +95,34 @@ impl GroupLayout {
         format!("{}/@staging/", self.root)
     }
 
-    /// The staging object of a stream's kept events.
-    pub fn staging(&self, stream: &str) -> String {
-        format!("{}{stream}{STAGING_SUFFIX}", self.staging_root())
+    /// Segment `segment` (from 1) of a stream's staged kept events.
+    pub fn staging_segment(&self, stream: &str, segment: u32) -> String {
+        format!("{}{stream}:{segment:06}{SEGMENT_SUFFIX}", self.staging_root())
     }
 
     /// The marker written just before a staged stream is deleted: while it
-    /// exists the staging object, not the stream, holds the truth.
+    /// exists the staging segments, not the stream, hold the truth.
     pub fn rebuilding_marker(&self, stream: &str) -> String {
-        format!("{}{stream}{REBUILDING_SUFFIX}", self.staging_root())
+        format!("{}{stream}:{REBUILDING_MARKER}", self.staging_root())
     }
 
-    /// The stream a staging-area key belongs to, and whether it is a marker.
+    /// The stream a staging-area key belongs to, and what the key is.
     pub fn parse_staging_key(&self, key: &str) -> Option<(String, StagingKeyKind)> {
         let rest = key.strip_prefix(&self.staging_root())?;
-        if let Some(stream) = rest.strip_suffix(REBUILDING_SUFFIX) {
-            Some((stream.to_string(), StagingKeyKind::RebuildingMarker))
-        } else {
-            rest.strip_suffix(STAGING_SUFFIX)
-                .map(|stream| (stream.to_string(), StagingKeyKind::Staging))
+        let (stream, what) = rest.rsplit_once(':')?;
+        if what == REBUILDING_MARKER {
+            return Some((stream.to_string(), StagingKeyKind::RebuildingMarker));
         }
+        let segment = what.strip_suffix(SEGMENT_SUFFIX)?.parse().ok()?;
+        Some((stream.to_string(), StagingKeyKind::Segment(segment)))
     }
 }
 
 /// What a key in the staging area is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StagingKeyKind {
-    /// The staged kept events of a stream.
-    Staging,
+    /// A segment of the staged kept events of a stream.
+    Segment(u32),
     /// The marker that the stream is being rebuilt.
     RebuildingMarker,
 }
@@ -140,8 +145,8 @@ mod tests {
         );
         assert_eq!(l.outcome("r", 7), "arch/aws/lambda/api/@runs/r/outcomes/000007.json");
         assert_eq!(
-            l.staging("2025/10/25/[$LATEST]abc"),
-            "arch/aws/lambda/api/@staging/2025/10/25/[$LATEST]abc.jsonl.gz"
+            l.staging_segment("2025/10/25/[$LATEST]abc", 3),
+            "arch/aws/lambda/api/@staging/2025/10/25/[$LATEST]abc:000003.jsonl.gz"
         );
     }
 
@@ -150,8 +155,8 @@ mod tests {
         let l = GroupLayout::new("p", "g");
         for stream in ["a", "a/b/c", "x.rebuilding", "y.jsonl.gz", "ünï côdé"] {
             assert_eq!(
-                l.parse_staging_key(&l.staging(stream)),
-                Some((stream.to_string(), StagingKeyKind::Staging))
+                l.parse_staging_key(&l.staging_segment(stream, 12)),
+                Some((stream.to_string(), StagingKeyKind::Segment(12)))
             );
             assert_eq!(
                 l.parse_staging_key(&l.rebuilding_marker(stream)),
@@ -164,7 +169,7 @@ mod tests {
     fn nested_groups_never_share_a_listing_prefix() {
         let parent = GroupLayout::new("p", "/app");
         let child = GroupLayout::new("p", "/app/api");
-        assert!(!child.staging("s").starts_with(&parent.staging_root()));
+        assert!(!child.staging_segment("s", 1).starts_with(&parent.staging_root()));
         assert!(!child.export_prefix(0).starts_with(&parent.exports_root()));
     }
 }

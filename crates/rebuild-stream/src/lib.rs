@@ -1,5 +1,5 @@
 //! rebuild-stream: deletes expired streams and rebuilds mixed ones from
-//! their staging objects; records the outcome of every stream in S3.
+//! their staging segments; records the outcome of every stream in S3.
 
 use archiver::lambda::call_step;
 use archiver::workflow::{BatchFailure, Clients, RebuildRequest, rebuild_batch, record_batch_failure};
@@ -10,13 +10,13 @@ use serde_json::Value;
 #[derive(Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 enum Request {
-    /// Carry out scan-stream's plans.
+    /// Carry out scan-stream's plans (the Map item after the scan).
     Rebuild(RebuildRequest),
     /// Record a batch whose retries ran out (from the Map's Catch).
     RecordFailure(BatchFailure),
 }
 
-/// Handles `{"action": "rebuild", "run", "batch", "plans"}` and
+/// Handles `{"action": "rebuild", "run", "batch", "scan", "rebuild"?}` and
 /// `{"action": "record-failure", "run", "batch", "error"}`.
 pub async fn handler(event: Value, clients: Clients) -> archiver::error::Result<Value> {
     call_step(event, |request: Request| async move {

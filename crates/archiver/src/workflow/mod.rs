@@ -9,21 +9,24 @@ mod read;
 mod rebuild;
 mod report;
 mod scan;
+pub mod staged;
 mod start;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::input::RunSettings;
+use crate::input::{InvocationBudget, RunSettings};
 use crate::store::{ArchiveStore, LogStore, StreamInfo};
 use crate::window::ExportWindow;
 
 pub use check::check_export;
-pub use read::{ReadLimits, ReadProgress, read_events};
+pub use read::{EventCursor, Page, ReadLimits, ReadProgress, read_events};
 pub use rebuild::{rebuild_batch, record_batch_failure};
 pub use report::{RunReport, RunTotals, report_run};
 pub use scan::scan_batch;
+pub use staged::StagedSet;
 pub use start::{StartRequest, start_export};
 
 /// The services a step talks to.
@@ -48,6 +51,34 @@ impl Clients {
             logs: Arc::new(crate::aws::CloudWatchLogs::from_config(config)),
             archive: Arc::new(crate::aws::S3Archive::from_config(config)),
         }
+    }
+}
+
+/// One invocation's work measured against its budget.
+#[derive(Debug)]
+pub(crate) struct BudgetClock {
+    started: Instant,
+    pages: u64,
+    budget: InvocationBudget,
+}
+
+impl BudgetClock {
+    pub(crate) fn start(budget: InvocationBudget) -> Self {
+        Self {
+            started: Instant::now(),
+            pages: 0,
+            budget,
+        }
+    }
+
+    /// Counts API pages (GetLogEvents reads, PutLogEvents batches).
+    pub(crate) fn spend(&mut self, pages: u64) {
+        self.pages += pages;
+    }
+
+    /// Whether the invocation should hand back a continuation now.
+    pub(crate) fn exhausted(&self) -> bool {
+        self.pages >= self.budget.pages || self.started.elapsed() >= Duration::from_secs(self.budget.seconds)
     }
 }
 
@@ -165,6 +196,9 @@ pub struct BatchRequest {
     pub run: RunState,
     /// The batch.
     pub batch: ManifestBatch,
+    /// The previous invocation's result, when it handed back a continuation.
+    #[serde(default)]
+    pub scan: Option<ScanResult>,
 }
 
 /// What scan-stream decided for one stream.
@@ -178,16 +212,16 @@ pub enum StreamPlan {
         /// Stored bytes as reported.
         stored_bytes: i64,
     },
-    /// The kept events are staged: rebuild the stream from the staging object.
+    /// The kept events are staged: rebuild the stream from its staging segments.
     Rebuild {
         /// The stream.
         stream: String,
-        /// The staging object.
-        staging_key: String,
-        /// Events staged (`None` when resuming a rebuild of an earlier attempt).
-        events: Option<u64>,
-        /// Message bytes staged.
-        message_bytes: Option<u64>,
+        /// The staged segments and totals; `None` when an earlier attempt's
+        /// rebuilding marker holds them.
+        staged: Option<StagedSet>,
+        /// The forward token at the end of the scan: events appended after
+        /// it are staged too before the stream is deleted.
+        tail_token: Option<String>,
         /// Stored bytes as reported.
         stored_bytes: i64,
     },
@@ -232,26 +266,71 @@ impl StreamOutcome {
     }
 }
 
-/// The input of rebuild-stream: the run, the batch and scan-stream's plans.
+/// The input of rebuild-stream: the Map item as it stands after the scan.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RebuildRequest {
     /// The run.
     pub run: RunState,
-    /// The batch number.
-    pub batch: u32,
-    /// The plans of scan-stream, one per stream.
-    pub plans: Vec<StreamPlan>,
+    /// The batch.
+    pub batch: ManifestBatch,
+    /// What scan-stream decided.
+    pub scan: ScanResult,
+    /// The previous invocation's result, when it handed back a continuation.
+    #[serde(default)]
+    pub rebuild: Option<BatchSummary>,
 }
 
-/// The output of scan-stream.
+/// The output of scan-stream: the plans so far and, when the invocation's
+/// budget ran out, where to go on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScanResult {
-    /// The batch number.
-    pub batch: u32,
-    /// One plan per stream.
+    /// One plan per stream scanned so far, in batch order.
     pub plans: Vec<StreamPlan>,
+    /// Where the next invocation goes on; `null` when the batch is done
+    /// (always present, so the state machine's Choice can test it).
+    pub resume: Option<ScanResume>,
+}
+
+/// Where a scan stopped inside a stream's staging.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanResume {
+    /// The stream being staged (index in the batch; equals `plans.len()`).
+    pub stream: usize,
+    /// The GetLogEvents forward token to read on from; `None` when the
+    /// stream's scan has not started.
+    pub token: Option<String>,
+    /// What is staged so far.
+    pub staged: StagedSet,
+}
+
+/// Where a rebuild stopped inside a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RebuildResume {
+    /// The stream being rebuilt (index in the plans).
+    pub stream: usize,
+    /// What is left to do for it; `None` when it has not started.
+    pub phase: Option<RebuildPhase>,
+    /// Replays of this stream started over after a duplicate was found.
+    pub restarts: u32,
+    /// The outcomes of the streams before it.
+    pub outcomes: Vec<StreamOutcome>,
+}
+
+/// The part of a rebuild a continuation resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+pub enum RebuildPhase {
+    /// The stream is recreated; this many staged events (oldest first) are replayed.
+    Replay {
+        /// Events replayed so far.
+        replayed: u64,
+    },
+    /// Every staged event is replayed; read the stream back and compare.
+    Verify,
 }
 
 /// A Map item that failed after its retries (from the Catch).
@@ -272,8 +351,11 @@ pub struct BatchFailure {
 pub struct BatchSummary {
     /// The batch number.
     pub batch: u32,
-    /// Where the outcomes are.
-    pub outcome_key: String,
+    /// Where the outcomes are, once the batch is done.
+    pub outcome_key: Option<String>,
     /// Streams that failed.
     pub failed: u64,
+    /// Where the next invocation goes on; `null` when the batch is done
+    /// (always present, so the state machine's Choice can test it).
+    pub resume: Option<RebuildResume>,
 }

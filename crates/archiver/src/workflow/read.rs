@@ -1,6 +1,8 @@
 //! Reading a stream with GetLogEvents, by hand: the SDK paginator errors on
 //! the repeated token that marks the end of a stream.
 
+use std::collections::VecDeque;
+
 use crate::error::Result;
 use crate::event::LogEvent;
 use crate::store::LogStore;
@@ -34,6 +36,9 @@ pub enum ReadProgress {
     Finished {
         /// Events read.
         events: u64,
+        /// The forward token at the end: a later read from it returns only
+        /// events appended since.
+        token: Option<String>,
     },
     /// Stopped at a limit; continue from the token.
     Paused {
@@ -44,6 +49,135 @@ pub enum ReadProgress {
     },
     /// The stream does not exist.
     StreamMissing,
+}
+
+/// What one GetLogEvents call gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Page {
+    /// Events (possibly none: AWS may return empty pages before the end).
+    Events(Vec<LogEvent>),
+    /// The end of the stream: the token came back unchanged.
+    End,
+    /// The stream does not exist.
+    StreamMissing,
+}
+
+/// A forward read of `start_ms <= t < end_ms`, page by page or event by
+/// event, that can stop anywhere and resume from [`EventCursor::token`].
+pub struct EventCursor<'a> {
+    logs: &'a dyn LogStore,
+    group: &'a str,
+    stream: &'a str,
+    start_ms: i64,
+    end_ms: Option<i64>,
+    page_size: Option<i32>,
+    token: Option<String>,
+    buffer: VecDeque<LogEvent>,
+    ended: bool,
+    missing: bool,
+    pages: u64,
+}
+
+impl<'a> EventCursor<'a> {
+    /// A read from `start_ms` (or from `resume`, a token of an earlier read
+    /// with the same bounds).
+    pub fn new(
+        logs: &'a dyn LogStore,
+        group: &'a str,
+        stream: &'a str,
+        start_ms: i64,
+        end_ms: Option<i64>,
+        resume: Option<String>,
+    ) -> Self {
+        Self {
+            logs,
+            group,
+            stream,
+            start_ms,
+            end_ms,
+            page_size: None,
+            token: resume,
+            buffer: VecDeque::new(),
+            ended: false,
+            missing: false,
+            pages: 0,
+        }
+    }
+
+    /// Asks for pages of at most `events` events.
+    pub fn with_page_size(mut self, events: i32) -> Self {
+        self.page_size = Some(events);
+        self
+    }
+
+    /// The next page. After [`Page::End`] or [`Page::StreamMissing`] every
+    /// call returns the same without calling AWS again.
+    pub async fn next_page(&mut self) -> Result<Page> {
+        if self.missing {
+            return Ok(Page::StreamMissing);
+        }
+        if self.ended {
+            return Ok(Page::End);
+        }
+        let page = self
+            .logs
+            .get_events_page(
+                self.group,
+                self.stream,
+                self.start_ms,
+                self.end_ms,
+                self.token.as_deref(),
+                self.page_size,
+            )
+            .await?;
+        self.pages += 1;
+        let Some(page) = page else {
+            self.missing = true;
+            return Ok(Page::StreamMissing);
+        };
+        match page.next_forward_token {
+            Some(next) if Some(&next) != self.token.as_ref() => self.token = Some(next),
+            _ => self.ended = true,
+        }
+        if self.ended && page.events.is_empty() {
+            return Ok(Page::End);
+        }
+        Ok(Page::Events(page.events))
+    }
+
+    /// The next event, oldest first; `None` at the end or if the stream is missing.
+    pub async fn next_event(&mut self) -> Result<Option<LogEvent>> {
+        loop {
+            if let Some(event) = self.buffer.pop_front() {
+                return Ok(Some(event));
+            }
+            match self.next_page().await? {
+                Page::Events(events) => self.buffer.extend(events),
+                Page::End | Page::StreamMissing => return Ok(None),
+            }
+        }
+    }
+
+    /// The token to resume from after the events handed out so far (only
+    /// meaningful between pages, when no fetched event is left unread).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Whether the stream turned out not to exist.
+    pub fn is_missing(&self) -> bool {
+        self.missing
+    }
+
+    /// Whether the end of the stream was reached.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// GetLogEvents calls made.
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
 }
 
 /// Reads the events of `stream` with `start_ms <= t < end_ms`, oldest first,
@@ -61,27 +195,36 @@ pub async fn read_events(
     limits: ReadLimits,
     mut on_event: impl FnMut(LogEvent) -> Result<()> + Send,
 ) -> Result<ReadProgress> {
-    let mut token: Option<String> = resume;
+    let mut cursor = EventCursor::new(logs, group, stream, start_ms, end_ms, resume);
+    if let Some(size) = limits.page_size {
+        cursor = cursor.with_page_size(size);
+    }
     let mut events = 0u64;
     loop {
-        let Some(page) = logs
-            .get_events_page(group, stream, start_ms, end_ms, token.as_deref(), limits.page_size)
-            .await?
-        else {
-            return Ok(ReadProgress::StreamMissing);
-        };
-        for event in page.events {
-            events += 1;
-            on_event(event)?;
-        }
-        match page.next_forward_token {
-            Some(next) if Some(&next) != token.as_ref() => {
-                if limits.max_events.is_some_and(|max| events >= max) {
-                    return Ok(ReadProgress::Paused { events, token: next });
-                }
-                token = Some(next);
+        match cursor.next_page().await? {
+            Page::StreamMissing => return Ok(ReadProgress::StreamMissing),
+            Page::End => {
+                return Ok(ReadProgress::Finished {
+                    events,
+                    token: cursor.token().map(str::to_string),
+                });
             }
-            _ => return Ok(ReadProgress::Finished { events }),
+            Page::Events(page) => {
+                for event in page {
+                    events += 1;
+                    on_event(event)?;
+                }
+                if cursor.is_ended() {
+                    return Ok(ReadProgress::Finished {
+                        events,
+                        token: cursor.token().map(str::to_string),
+                    });
+                }
+                if limits.max_events.is_some_and(|max| events >= max) {
+                    let token = cursor.token().unwrap_or_default().to_string();
+                    return Ok(ReadProgress::Paused { events, token });
+                }
+            }
         }
     }
 }

@@ -1,33 +1,67 @@
 //! rebuild-stream: delete expired streams; rebuild mixed streams from their
-//! staging objects; record every outcome in S3.
-
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+//! staging segments; record every outcome in S3.
 
 use bytes::Bytes;
 
-use super::read::{ReadLimits, ReadProgress, read_events};
-use super::{BatchFailure, BatchSummary, Clients, RebuildRequest, StreamOutcome, StreamPlan};
+use super::read::{EventCursor, Page};
+use super::staged::{Comparison, SegmentWriter, StagedEvents, StagedSet, compare};
+use super::{
+    BatchFailure, BatchSummary, BudgetClock, Clients, RebuildPhase, RebuildRequest, RebuildResume, StreamOutcome,
+    StreamPlan,
+};
 use crate::batch::BatchPacker;
 use crate::error::{ArchiverError, Result};
-use crate::event::LogEvent;
 use crate::input::RunSettings;
-use crate::layout::GroupLayout;
-use crate::staging::StagingDecoder;
+use crate::layout::{GroupLayout, StagingKeyKind};
+use crate::staging::StagingHeader;
+
+/// How often one stream's replay starts over after duplicates were found
+/// before the stream is reported as failed (its staging is kept).
+const MAX_REPLAY_RESTARTS: u32 = 3;
 
 /// Carries out scan-stream's plans. Errors that a retry may cure
 /// (throttling, 5xx, replay not yet readable) fail the whole call so that
-/// Step Functions retries it; every step is idempotent. Other errors fail
-/// only their stream, which is reported while the rest go on.
+/// Step Functions retries it with the same input; every step is idempotent.
+/// Other errors fail only their stream, which is reported while the rest go
+/// on. When the budget runs out the result carries where to go on.
 pub async fn rebuild_batch(request: RebuildRequest, clients: &Clients) -> Result<BatchSummary> {
     let settings = &request.run.settings;
     let layout = GroupLayout::of(settings);
-    let mut outcomes = Vec::with_capacity(request.plans.len());
-    for plan in request.plans {
+    let batch = request.batch.batch;
+    let mut clock = BudgetClock::start(settings.budget);
+    let resume = request.rebuild.and_then(|r| r.resume);
+    let (first, mut outcomes, mut phase, mut restarts) = match resume {
+        Some(r) => (r.stream, r.outcomes, r.phase, r.restarts),
+        None => (0, Vec::with_capacity(request.scan.plans.len()), None, 0),
+    };
+    let rebuilder = Rebuilder {
+        settings,
+        layout: &layout,
+        clients,
+    };
+    for (index, plan) in request.scan.plans.into_iter().enumerate().skip(first) {
+        let pause = |phase, restarts, outcomes| {
+            Ok(BatchSummary {
+                batch,
+                outcome_key: None,
+                failed: 0,
+                resume: Some(RebuildResume {
+                    stream: index,
+                    phase,
+                    restarts,
+                    outcomes,
+                }),
+            })
+        };
+        // Hand back between streams too, once this invocation did some work.
+        if index > first && clock.exhausted() {
+            return pause(None, 0, outcomes);
+        }
         let outcome = match plan {
             StreamPlan::Leave { outcome, .. } => outcome,
             StreamPlan::Delete { stream, stored_bytes } => {
                 let existed = clients.logs.delete_stream(&settings.log_group_name, &stream).await?;
+                clock.spend(1);
                 tracing::info!(stream, existed, "expired stream deleted");
                 StreamOutcome {
                     stored_bytes,
@@ -36,29 +70,38 @@ pub async fn rebuild_batch(request: RebuildRequest, clients: &Clients) -> Result
             }
             StreamPlan::Rebuild {
                 stream,
-                staging_key,
+                staged,
+                tail_token,
                 stored_bytes,
-                ..
-            } => match rebuild_stream(settings, &layout, &stream, &staging_key, clients).await {
-                Ok(replayed) => StreamOutcome {
-                    events_replayed: replayed.events,
-                    bytes_replayed: replayed.message_bytes,
-                    stored_bytes,
-                    ..StreamOutcome::new(&stream, "rebuilt", None)
-                },
-                Err(e) if e.is_transient() => return Err(e),
-                Err(e) => {
-                    tracing::error!(stream, error = %e, "rebuild failed");
-                    StreamOutcome {
+            } => {
+                let target = Target {
+                    stream: &stream,
+                    staged,
+                    tail_token,
+                };
+                match rebuilder.run(target, phase.take(), restarts, &mut clock).await {
+                    Ok(Step::Paused { phase, restarts }) => return pause(Some(phase), restarts, outcomes),
+                    Ok(Step::Done(staged)) => StreamOutcome {
+                        events_replayed: staged.events,
+                        bytes_replayed: staged.message_bytes,
                         stored_bytes,
-                        ..StreamOutcome::new(&stream, "failed", Some(format!("{}: {e}", e.name())))
+                        ..StreamOutcome::new(&stream, "rebuilt", None)
+                    },
+                    Err(e) if e.is_transient() => return Err(e),
+                    Err(e) => {
+                        tracing::error!(stream, error = %e, "rebuild failed");
+                        StreamOutcome {
+                            stored_bytes,
+                            ..StreamOutcome::new(&stream, "failed", Some(format!("{}: {e}", e.name())))
+                        }
                     }
                 }
-            },
+            }
         };
+        restarts = 0;
         outcomes.push(outcome);
     }
-    write_outcomes(clients, settings, &layout, request.batch, &outcomes).await
+    write_outcomes(clients, settings, &layout, batch, &outcomes).await
 }
 
 /// Records every stream of a batch whose retries ran out as failed.
@@ -101,177 +144,331 @@ async fn write_outcomes(
     clients.archive.put(&settings.bucket, &key, Bytes::from(body)).await?;
     Ok(BatchSummary {
         batch,
-        outcome_key: key,
+        outcome_key: Some(key),
         failed: outcomes.iter().filter(|o| o.action == "failed").count() as u64,
+        resume: None,
     })
 }
 
-/// Counts of a replay.
-#[derive(Debug, Clone, Copy, Default)]
-struct Replayed {
-    events: u64,
-    message_bytes: u64,
+/// The stream a plan rebuilds.
+struct Target<'a> {
+    stream: &'a str,
+    staged: Option<StagedSet>,
+    tail_token: Option<String>,
 }
 
-/// The multiset of staged events, by (timestamp, message hash).
-fn fingerprint(event: &LogEvent) -> (i64, u64) {
-    let mut hasher = DefaultHasher::new();
-    event.message.hash(&mut hasher);
-    (event.timestamp, hasher.finish())
+/// Where one stream's rebuild got to in this invocation.
+enum Step {
+    /// Rebuilt, verified, staging removed; what was replayed.
+    Done(StagedSet),
+    /// The budget ran out; go on from `phase`.
+    Paused { phase: RebuildPhase, restarts: u32 },
 }
 
-/// Rebuilds one stream from its staging object:
-///
-/// 1. write the rebuilding marker (from now on the staging object is the truth);
-/// 2. delete the stream, recreate it, replay the staged events in valid batches;
-/// 3. read the stream back and check every staged event is there;
-/// 4. delete the staging object, then the marker.
-///
-/// A retry after a crash anywhere finds the marker and starts again at 2,
-/// unless the stream already holds every staged event (then only 3 and 4).
-async fn rebuild_stream(
-    settings: &RunSettings,
-    layout: &GroupLayout,
-    stream: &str,
-    staging_key: &str,
-    clients: &Clients,
-) -> Result<Replayed> {
-    let bucket = settings.bucket.as_str();
-    let group = settings.log_group_name.as_str();
-    let marker = layout.rebuilding_marker(stream);
-    let Some(staged) = clients.archive.get(bucket, staging_key).await? else {
-        if clients.archive.exists(bucket, &marker).await? {
-            // Verified and staging removed by an earlier attempt; only the marker was left.
-            clients.archive.delete(bucket, &marker).await?;
-        }
-        return Ok(Replayed::default());
-    };
-    let corrupt = |detail: String| ArchiverError::StagingCorrupt {
-        bucket: bucket.to_string(),
-        key: staging_key.to_string(),
-        detail,
-    };
-    // Decode fully before touching the stream: a corrupt object must stop us here.
-    let decoder = StagingDecoder::new(staged.as_ref()).map_err(|e| corrupt(e.to_string()))?;
-    let events: Vec<LogEvent> = decoder
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| corrupt(e.to_string()))?;
-    let mut expected: HashMap<(i64, u64), u64> = HashMap::new();
-    for event in &events {
-        *expected.entry(fingerprint(event)).or_default() += 1;
+/// What step 1 found.
+enum Prepared {
+    /// The stream is recreated: replay this.
+    Replay(StagedSet),
+    /// Nothing left to do: an earlier attempt rebuilt and verified it.
+    Done(StagedSet),
+}
+
+/// Rebuilds streams of one group.
+struct Rebuilder<'a> {
+    settings: &'a RunSettings,
+    layout: &'a GroupLayout,
+    clients: &'a Clients,
+}
+
+impl Rebuilder<'_> {
+    fn group(&self) -> &str {
+        &self.settings.log_group_name
     }
-    let replayed = Replayed {
-        events: events.len() as u64,
-        message_bytes: events.iter().map(|e| e.message.len() as u64).sum(),
-    };
 
-    let resuming = clients.archive.exists(bucket, &marker).await?;
-    let already_complete =
-        resuming && compare_with_staged(clients, group, stream, &expected).await? == Some(Comparison::EXACT);
-    if !already_complete {
-        let note = serde_json::json!({"stagingKey": staging_key, "events": replayed.events});
-        clients
-            .archive
-            .put(bucket, &marker, Bytes::from(note.to_string()))
-            .await?;
-        clients.logs.delete_stream(group, stream).await?;
-        if !clients.logs.create_stream(group, stream).await? {
-            // Something recreated it between our delete and create: start clean.
-            clients.logs.delete_stream(group, stream).await?;
-            clients.logs.create_stream(group, stream).await?;
-        }
-        replay(clients, group, stream, events).await?;
+    fn bucket(&self) -> &str {
+        &self.settings.bucket
     }
-    match compare_with_staged(clients, group, stream, &expected).await? {
-        Some(Comparison::EXACT) => {}
-        Some(Comparison { missing, .. }) if missing > 0 => {
-            return Err(ArchiverError::VerificationPending {
-                stream: stream.to_string(),
-                missing,
-            });
-        }
-        Some(Comparison { duplicated, .. }) => {
-            return Err(ArchiverError::ReplayDuplicated {
-                stream: stream.to_string(),
-                duplicates: duplicated,
-            });
-        }
-        None => {
-            return Err(ArchiverError::VerificationFailed {
-                subject: stream.to_string(),
-                detail: "the rebuilt stream disappeared before verification".into(),
-            });
-        }
-    }
-    clients.archive.delete(bucket, staging_key).await?;
-    clients.archive.delete(bucket, &marker).await?;
-    tracing::info!(stream, events = replayed.events, "stream rebuilt and verified");
-    Ok(replayed)
-}
 
-async fn replay(clients: &Clients, group: &str, stream: &str, events: Vec<LogEvent>) -> Result<()> {
-    let mut packer = BatchPacker::new();
-    for event in events {
-        if let Some(batch) = packer
-            .push(event)
-            .map_err(|e| ArchiverError::Internal(format!("packing {stream}: {e}")))?
-        {
-            clients.logs.put_events(group, stream, &batch).await?;
-        }
-    }
-    if let Some(batch) = packer.finish() {
-        clients.logs.put_events(group, stream, &batch).await?;
-    }
-    Ok(())
-}
-
-/// How the stream's events compare with the staged ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Comparison {
-    /// Staged events not in the stream.
-    missing: u64,
-    /// Staged events in the stream more often than staged.
-    duplicated: u64,
-}
-
-impl Comparison {
-    const EXACT: Comparison = Comparison {
-        missing: 0,
-        duplicated: 0,
-    };
-}
-
-/// Reads the stream back and compares it with the staged events; `None` if
-/// the stream is gone. Events that are not staged ones were written by
-/// someone else meanwhile: they are kept and not counted.
-async fn compare_with_staged(
-    clients: &Clients,
-    group: &str,
-    stream: &str,
-    expected: &HashMap<(i64, u64), u64>,
-) -> Result<Option<Comparison>> {
-    let mut remaining: HashMap<(i64, u64), i64> = expected.iter().map(|(k, v)| (*k, *v as i64)).collect();
-    let progress = read_events(
-        clients.logs.as_ref(),
-        group,
-        stream,
-        0,
-        None,
-        None,
-        ReadLimits::UNBOUNDED,
-        |event| {
-            if let Some(count) = remaining.get_mut(&fingerprint(&event)) {
-                *count -= 1;
+    /// Rebuilds one stream from its staging segments:
+    ///
+    /// 1. stage what arrived since the scan, then write the rebuilding marker
+    ///    with the staged set (from now on the segments are the truth);
+    /// 2. delete the stream, recreate it, replay the staged events in valid
+    ///    batches, oldest first;
+    /// 3. read the stream back and check every staged event is there once;
+    /// 4. delete the segments, then the marker.
+    ///
+    /// A retry after a crash finds the marker; it stages what a writer put in
+    /// the stream meanwhile and starts again at 2, unless the stream already
+    /// holds every staged event (then only 3 and 4). A continuation resumes 2
+    /// or 3 where the budget stopped it.
+    async fn run(
+        &self,
+        target: Target<'_>,
+        phase: Option<RebuildPhase>,
+        mut restarts: u32,
+        clock: &mut BudgetClock,
+    ) -> Result<Step> {
+        let stream = target.stream;
+        let marker = self.layout.rebuilding_marker(stream);
+        let (staged, mut phase) = match phase {
+            Some(phase) => (
+                self.read_marker(stream).await?.ok_or_else(|| lost_marker(stream))?,
+                phase,
+            ),
+            None => match self.prepare(&target, clock).await? {
+                Prepared::Replay(staged) => (staged, RebuildPhase::Replay { replayed: 0 }),
+                Prepared::Done(staged) => return Ok(Step::Done(staged)),
+            },
+        };
+        loop {
+            match phase {
+                RebuildPhase::Replay { replayed } => match self.replay(stream, &staged, replayed, clock).await? {
+                    Some(replayed) => {
+                        return Ok(Step::Paused {
+                            phase: RebuildPhase::Replay { replayed },
+                            restarts,
+                        });
+                    }
+                    None if clock.exhausted() => {
+                        return Ok(Step::Paused {
+                            phase: RebuildPhase::Verify,
+                            restarts,
+                        });
+                    }
+                    None => phase = RebuildPhase::Verify,
+                },
+                RebuildPhase::Verify => {
+                    let comparison = self.compare(stream, &staged, None, clock).await?;
+                    if comparison.is_exact() {
+                        break;
+                    }
+                    if !comparison.stream_exists {
+                        return Err(ArchiverError::VerificationFailed {
+                            subject: stream.to_string(),
+                            detail: "the rebuilt stream disappeared before verification".into(),
+                        });
+                    }
+                    if comparison.missing > 0 {
+                        // Possibly not readable yet: Step Functions retries the
+                        // verification with backoff.
+                        return Err(ArchiverError::VerificationPending {
+                            stream: stream.to_string(),
+                            missing: comparison.missing,
+                        });
+                    }
+                    // A batch applied twice (a retried call, a crash after
+                    // PutLogEvents): start the replay over on a clean stream.
+                    if restarts >= MAX_REPLAY_RESTARTS {
+                        return Err(ArchiverError::ReplayDuplicated {
+                            stream: stream.to_string(),
+                            duplicates: comparison.duplicated,
+                        });
+                    }
+                    restarts += 1;
+                    tracing::warn!(stream, duplicates = comparison.duplicated, restarts, "replaying again");
+                    self.recreate(stream).await?;
+                    phase = RebuildPhase::Replay { replayed: 0 };
+                }
             }
-            Ok(())
-        },
-    )
-    .await?;
-    Ok(match progress {
-        ReadProgress::StreamMissing => None,
-        _ => Some(Comparison {
-            missing: remaining.values().filter(|v| **v > 0).map(|v| *v as u64).sum(),
-            duplicated: remaining.values().filter(|v| **v < 0).map(|v| v.unsigned_abs()).sum(),
-        }),
-    })
+        }
+        self.clean_up(stream).await?;
+        self.clients.archive.delete(self.bucket(), &marker).await?;
+        tracing::info!(stream, events = staged.events, "stream rebuilt and verified");
+        Ok(Step::Done(staged))
+    }
+
+    /// Step 1 and the deletion: returns the staged set to replay, or says
+    /// that an earlier attempt already finished the stream.
+    async fn prepare(&self, target: &Target<'_>, clock: &mut BudgetClock) -> Result<Prepared> {
+        let stream = target.stream;
+        let marker = self.layout.rebuilding_marker(stream);
+        let archive = self.clients.archive.as_ref();
+        let (mut staged, written) = match self.read_marker(stream).await? {
+            Some(staged) => {
+                // An earlier attempt stopped after the marker. The stream may
+                // hold part of the replay and what a writer added since.
+                let mut catch_up = self.segment_writer(stream, &staged);
+                let comparison = self.compare(stream, &staged, Some(&mut catch_up), clock).await?;
+                let written = catch_up.finish().await?;
+                if comparison.is_exact() {
+                    self.clean_up(stream).await?;
+                    archive.delete(self.bucket(), &marker).await?;
+                    return Ok(Prepared::Done(staged));
+                }
+                (staged, written)
+            }
+            None => {
+                let Some(staged) = target.staged.clone() else {
+                    return Ok(Prepared::Done(StagedSet::default()));
+                };
+                let first_segment = staged.segments().next();
+                if let Some(first) = first_segment
+                    && !archive
+                        .exists(self.bucket(), &self.layout.staging_segment(stream, first))
+                        .await?
+                {
+                    // A retry of the batch: an earlier attempt verified this
+                    // stream and removed its staging and marker.
+                    return Ok(Prepared::Done(staged));
+                }
+                let mut catch_up = self.segment_writer(stream, &staged);
+                if let Some(token) = &target.tail_token {
+                    self.stage_tail(stream, token, &mut catch_up, clock).await?;
+                }
+                (staged, catch_up.finish().await?)
+            }
+        };
+        if written.events > 0 {
+            tracing::info!(
+                stream,
+                events = written.events,
+                "events that arrived since the scan staged too"
+            );
+        }
+        staged.add(&written);
+        let note = serde_json::to_vec(&staged).map_err(|e| ArchiverError::Internal(e.to_string()))?;
+        archive.put(self.bucket(), &marker, Bytes::from(note)).await?;
+        self.recreate(stream).await?;
+        Ok(Prepared::Replay(staged))
+    }
+
+    /// A writer of further segments of the stream's staged set.
+    fn segment_writer(&self, stream: &str, staged: &StagedSet) -> SegmentWriter<'_> {
+        SegmentWriter::new(
+            self.clients.archive.as_ref(),
+            self.bucket(),
+            self.layout,
+            self.header(stream),
+            staged.next_segment(),
+        )
+    }
+
+    fn header(&self, stream: &str) -> StagingHeader {
+        StagingHeader {
+            log_group_name: self.group().to_string(),
+            log_stream_name: stream.to_string(),
+            cutoff_ms: self.settings.cutoff_ms,
+        }
+    }
+
+    async fn read_marker(&self, stream: &str) -> Result<Option<StagedSet>> {
+        let marker = self.layout.rebuilding_marker(stream);
+        let Some(body) = self.clients.archive.get(self.bucket(), &marker).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| ArchiverError::StagingCorrupt {
+                bucket: self.bucket().to_string(),
+                key: marker,
+                detail: format!("the rebuilding marker is not a staged set: {e}"),
+            })
+    }
+
+    /// Stages the events written after the scan's last read.
+    async fn stage_tail(
+        &self,
+        stream: &str,
+        token: &str,
+        writer: &mut SegmentWriter<'_>,
+        clock: &mut BudgetClock,
+    ) -> Result<()> {
+        let logs = self.clients.logs.as_ref();
+        let mut cursor = EventCursor::new(
+            logs,
+            self.group(),
+            stream,
+            self.settings.cutoff_ms,
+            None,
+            Some(token.into()),
+        );
+        while let Page::Events(events) = cursor.next_page().await? {
+            for event in &events {
+                writer.push(event).await?;
+            }
+        }
+        clock.spend(cursor.pages());
+        Ok(())
+    }
+
+    /// Deletes and recreates the stream. When the create finds the stream
+    /// already there, a writer recreated it after our delete: its events are
+    /// kept and the replay goes in beside them.
+    async fn recreate(&self, stream: &str) -> Result<()> {
+        self.clients.logs.delete_stream(self.group(), stream).await?;
+        if !self.clients.logs.create_stream(self.group(), stream).await? {
+            tracing::warn!(stream, "the stream was recreated by someone else; replaying into it");
+        }
+        Ok(())
+    }
+
+    /// Replays the staged events from number `replayed` on, in valid
+    /// batches. Returns where it stopped if the budget ran out.
+    async fn replay(
+        &self,
+        stream: &str,
+        staged: &StagedSet,
+        mut replayed: u64,
+        clock: &mut BudgetClock,
+    ) -> Result<Option<u64>> {
+        let archive = self.clients.archive.as_ref();
+        let mut events = StagedEvents::open(archive, self.bucket(), self.layout, stream, staged);
+        events.skip(replayed).await?;
+        let mut packer = BatchPacker::new();
+        let packing = |e| ArchiverError::Internal(format!("packing {stream}: {e}"));
+        while let Some(event) = events.next_event().await? {
+            if let Some(batch) = packer.push(event).map_err(packing)? {
+                self.clients.logs.put_events(self.group(), stream, &batch).await?;
+                clock.spend(1);
+                replayed += batch.len() as u64;
+                if clock.exhausted() {
+                    return Ok(Some(replayed));
+                }
+            }
+        }
+        if let Some(batch) = packer.finish() {
+            self.clients.logs.put_events(self.group(), stream, &batch).await?;
+            clock.spend(1);
+        }
+        Ok(None)
+    }
+
+    /// Compares the stream's events at or after the cutoff with the staged ones.
+    async fn compare(
+        &self,
+        stream: &str,
+        staged: &StagedSet,
+        foreign: Option<&mut SegmentWriter<'_>>,
+        clock: &mut BudgetClock,
+    ) -> Result<Comparison> {
+        let archive = self.clients.archive.as_ref();
+        let logs = self.clients.logs.as_ref();
+        let mut expected = StagedEvents::open(archive, self.bucket(), self.layout, stream, staged);
+        let mut cursor = EventCursor::new(logs, self.group(), stream, self.settings.cutoff_ms, None, None);
+        let comparison = compare(&mut expected, &mut cursor, foreign).await?;
+        clock.spend(cursor.pages());
+        Ok(comparison)
+    }
+
+    /// Deletes every staging segment of the stream (also ones a longer,
+    /// abandoned scan left), but not the marker.
+    async fn clean_up(&self, stream: &str) -> Result<()> {
+        let prefix = format!("{}{stream}:", self.layout.staging_root());
+        for object in self.clients.archive.list(self.bucket(), &prefix).await? {
+            if let Some((name, StagingKeyKind::Segment(_))) = self.layout.parse_staging_key(&object.key)
+                && name == stream
+            {
+                self.clients.archive.delete(self.bucket(), &object.key).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn lost_marker(stream: &str) -> ArchiverError {
+    ArchiverError::VerificationFailed {
+        subject: stream.to_string(),
+        detail: "a continuation found no rebuilding marker; start a new run to finish the stream".into(),
+    }
 }

@@ -1,30 +1,32 @@
 //! scan-stream: classify each stream of a batch and stage the events to keep
 //! in S3 before anything is deleted.
 
-use bytes::Bytes;
-
-use super::read::{ReadLimits, ReadProgress, read_events};
+use super::read::{EventCursor, Page, ReadLimits, ReadProgress, read_events};
+use super::staged::{SegmentWriter, StagedSet};
 use super::start::load_checkpoint;
-use super::{BatchRequest, Clients, ExportState, ManifestStream, RunState, ScanResult, StreamOutcome, StreamPlan};
+use super::{
+    BatchRequest, BudgetClock, Clients, ExportState, ManifestStream, RunState, ScanResult, ScanResume, StreamOutcome,
+    StreamPlan,
+};
 use crate::classify::{ClassifyContext, SkipReason, StreamClass, classify};
 use crate::error::{ArchiverError, Result};
 use crate::input::{Mode, RunSettings};
 use crate::layout::GroupLayout;
-use crate::staging::{StagingEncoder, StagingError, StagingHeader, StagingSummary};
+use crate::staging::{StagingHeader, StagingSummary};
 use crate::store::StreamInfo;
 use crate::window::{Checkpoint, ExportRecord};
 
-/// Multipart part size for staging objects: S3 needs at least 5 MiB per part
-/// but the last; 8 MiB keeps a Lambda's memory small and bounded.
-pub const STAGING_PART_BYTES: usize = 8 * 1024 * 1024;
-
-/// Events read per GetLogEvents call while staging.
-const STAGING_READ_EVENTS: u64 = 10_000;
-
 /// Plans every stream of the batch; mixed streams are staged to S3 first.
+/// When the invocation's budget runs out it returns the plans so far and
+/// where to go on; the state machine calls again with that result.
 pub async fn scan_batch(request: BatchRequest, clients: &Clients) -> Result<ScanResult> {
-    let BatchRequest { run, batch } = request;
+    let BatchRequest { run, batch, scan } = request;
     let settings = &run.settings;
+    let (mut plans, mut resume) = match scan {
+        Some(previous) => (previous.plans, previous.resume),
+        None => (Vec::new(), None),
+    };
+    let mut clock = BudgetClock::start(settings.budget);
     let layout = GroupLayout::of(settings);
     let checkpoint = effective_checkpoint(&run, clients, &layout).await?;
     let retention_days = clients
@@ -32,19 +34,56 @@ pub async fn scan_batch(request: BatchRequest, clients: &Clients) -> Result<Scan
         .describe_group(&settings.log_group_name)
         .await?
         .and_then(|g| g.retention_in_days);
-    let mut plans = Vec::with_capacity(batch.streams.len());
-    for stream in &batch.streams {
+    for index in plans.len()..batch.streams.len() {
+        let continuing = resume.take().filter(|r| r.stream == index && r.token.is_some());
+        if continuing.is_none() && clock.exhausted() {
+            let resume = ScanResume {
+                stream: index,
+                token: None,
+                staged: StagedSet::default(),
+            };
+            return Ok(ScanResult {
+                plans,
+                resume: Some(resume),
+            });
+        }
         let ctx = ClassifyContext {
             settings,
             checkpoint: &checkpoint,
             retention_days,
         };
-        plans.push(plan_stream(&run, stream, ctx, &layout, clients).await?);
+        let stream = &batch.streams[index];
+        let scanning = Scanning {
+            run: &run,
+            layout: &layout,
+            clients,
+            index,
+        };
+        match scanning.plan_stream(stream, ctx, continuing, &mut clock).await? {
+            Scanned::Planned(plan) => plans.push(plan),
+            Scanned::Paused(resume) => {
+                return Ok(ScanResult {
+                    plans,
+                    resume: Some(resume),
+                });
+            }
+        }
     }
-    Ok(ScanResult {
-        batch: batch.batch,
-        plans,
-    })
+    Ok(ScanResult { plans, resume: None })
+}
+
+/// A stream planned, or a staging paused by the budget.
+enum Scanned {
+    Planned(StreamPlan),
+    Paused(ScanResume),
+}
+
+/// What planning one stream needs.
+struct Scanning<'a> {
+    run: &'a RunState,
+    layout: &'a GroupLayout,
+    clients: &'a Clients,
+    index: usize,
 }
 
 /// The checkpoint as it stands after this run's export; in plan mode, as it
@@ -72,101 +111,186 @@ async fn effective_checkpoint(run: &RunState, clients: &Clients, layout: &GroupL
     Ok(checkpoint)
 }
 
-async fn plan_stream(
-    run: &RunState,
-    candidate: &ManifestStream,
-    ctx: ClassifyContext<'_>,
-    layout: &GroupLayout,
-    clients: &Clients,
-) -> Result<StreamPlan> {
-    let settings = &run.settings;
-    let name = candidate.stream.as_str();
-    let staging_key = layout.staging(name);
-    let leave = |action: &str, reason: Option<String>| StreamPlan::Leave {
-        stream: name.to_string(),
-        outcome: StreamOutcome::new(name, action, reason),
-    };
-
-    // An interrupted rebuild: the staging object, not the stream, is the truth.
-    if settings.mode != Mode::Plan
-        && clients
-            .archive
-            .exists(&settings.bucket, &layout.rebuilding_marker(name))
-            .await?
-    {
-        return Ok(StreamPlan::Rebuild {
-            stream: name.to_string(),
-            staging_key,
-            events: None,
-            message_bytes: None,
-            stored_bytes: stored_bytes(candidate.info.as_ref()),
-        });
-    }
-    let Some(info) = &candidate.info else {
-        return Ok(leave("gone", Some("the stream no longer exists".into())));
-    };
-
-    let mut first_kept = None;
-    let progress = read_events(
-        clients.logs.as_ref(),
-        &settings.log_group_name,
-        name,
-        settings.cutoff_ms,
-        None,
-        None,
-        ReadLimits::FIRST,
-        |event| {
-            first_kept.get_or_insert(event.timestamp);
-            Ok(())
-        },
-    )
-    .await?;
-    if progress == ReadProgress::StreamMissing {
-        return Ok(leave("gone", Some("the stream was deleted before the scan".into())));
-    }
-
-    let mut class = classify(info, first_kept, ctx);
-    if matches!(class, StreamClass::Expired | StreamClass::Mixed { .. })
-        && candidate.in_export == Some(false)
-        && info
-            .last_event_timestamp
-            .is_some_and(|last| exported_window_contains(run, last, info))
-    {
-        class = StreamClass::Skip(SkipReason::NotCoveredByExport);
-    }
-    let plan = match class {
-        StreamClass::Fresh => leave("fresh", None),
-        StreamClass::Empty => leave("empty", None),
-        StreamClass::Skip(reason) => leave("skipped", Some(reason.describe())),
-        StreamClass::Expired if settings.mode == Mode::Plan => leave("would-delete", None),
-        StreamClass::Expired => StreamPlan::Delete {
-            stream: name.to_string(),
-            stored_bytes: stored_bytes(Some(info)),
-        },
-        StreamClass::Mixed { .. } if settings.mode == Mode::Plan => {
-            let summary = count_kept(settings, name, clients).await?;
-            StreamPlan::Leave {
-                stream: name.to_string(),
-                outcome: StreamOutcome {
-                    events_replayed: summary.events,
-                    bytes_replayed: summary.message_bytes,
-                    stored_bytes: stored_bytes(Some(info)),
-                    ..StreamOutcome::new(name, "would-rebuild", None)
-                },
-            }
+impl Scanning<'_> {
+    async fn plan_stream(
+        &self,
+        candidate: &ManifestStream,
+        ctx: ClassifyContext<'_>,
+        continuing: Option<ScanResume>,
+        clock: &mut BudgetClock,
+    ) -> Result<Scanned> {
+        let Scanning {
+            run, layout, clients, ..
+        } = *self;
+        let settings = &run.settings;
+        let name = candidate.stream.as_str();
+        if let Some(resume) = continuing {
+            return self.stage_kept_events(candidate, Some(resume), clock).await;
         }
-        StreamClass::Mixed { .. } => {
-            let summary = stage_kept_events(settings, name, &staging_key, clients).await?;
-            StreamPlan::Rebuild {
+        let leave = |action: &str, reason: Option<String>| StreamPlan::Leave {
+            stream: name.to_string(),
+            outcome: StreamOutcome::new(name, action, reason),
+        };
+
+        // An interrupted rebuild: the staging object, not the stream, is the truth.
+        if settings.mode != Mode::Plan
+            && clients
+                .archive
+                .exists(&settings.bucket, &layout.rebuilding_marker(name))
+                .await?
+        {
+            return Ok(Scanned::Planned(StreamPlan::Rebuild {
                 stream: name.to_string(),
-                staging_key,
-                events: Some(summary.events),
-                message_bytes: Some(summary.message_bytes),
+                staged: None,
+                tail_token: None,
+                stored_bytes: stored_bytes(candidate.info.as_ref()),
+            }));
+        }
+        let Some(info) = &candidate.info else {
+            return Ok(Scanned::Planned(leave(
+                "gone",
+                Some("the stream no longer exists".into()),
+            )));
+        };
+
+        let mut first_kept = None;
+        let progress = read_events(
+            clients.logs.as_ref(),
+            &settings.log_group_name,
+            name,
+            settings.cutoff_ms,
+            None,
+            None,
+            ReadLimits::FIRST,
+            |event| {
+                first_kept.get_or_insert(event.timestamp);
+                Ok(())
+            },
+        )
+        .await?;
+        clock.spend(1);
+        if progress == ReadProgress::StreamMissing {
+            return Ok(Scanned::Planned(leave(
+                "gone",
+                Some("the stream was deleted before the scan".into()),
+            )));
+        }
+
+        let mut class = classify(info, first_kept, ctx);
+        if matches!(class, StreamClass::Expired | StreamClass::Mixed { .. })
+            && candidate.in_export == Some(false)
+            && info
+                .last_event_timestamp
+                .is_some_and(|last| exported_window_contains(run, last, info))
+        {
+            class = StreamClass::Skip(SkipReason::NotCoveredByExport);
+        }
+        let plan = match class {
+            StreamClass::Fresh => leave("fresh", None),
+            StreamClass::Empty => leave("empty", None),
+            StreamClass::Skip(reason) => leave("skipped", Some(reason.describe())),
+            StreamClass::Expired if settings.mode == Mode::Plan => leave("would-delete", None),
+            StreamClass::Expired => StreamPlan::Delete {
+                stream: name.to_string(),
                 stored_bytes: stored_bytes(Some(info)),
+            },
+            StreamClass::Mixed { .. } if settings.mode == Mode::Plan => {
+                let summary = count_kept(settings, name, clients).await?;
+                StreamPlan::Leave {
+                    stream: name.to_string(),
+                    outcome: StreamOutcome {
+                        events_replayed: summary.events,
+                        bytes_replayed: summary.message_bytes,
+                        stored_bytes: stored_bytes(Some(info)),
+                        ..StreamOutcome::new(name, "would-rebuild", None)
+                    },
+                }
+            }
+            StreamClass::Mixed { .. } => return self.stage_kept_events(candidate, None, clock).await,
+        };
+        Ok(Scanned::Planned(plan))
+    }
+
+    /// Streams the events `>= cutoff` of a stream into staging segments in S3,
+    /// so memory stays bounded by one segment whatever the stream's size. When
+    /// the budget runs out it seals the open segment and hands back the read
+    /// token. Segments left by an earlier attempt are simply overwritten:
+    /// without a rebuilding marker the stream itself is still complete.
+    async fn stage_kept_events(
+        &self,
+        candidate: &ManifestStream,
+        resume: Option<ScanResume>,
+        clock: &mut BudgetClock,
+    ) -> Result<Scanned> {
+        let settings = &self.run.settings;
+        let stream = candidate.stream.as_str();
+        let (token, mut staged) = match resume {
+            Some(r) => (r.token, r.staged),
+            None => (None, StagedSet::default()),
+        };
+        let header = StagingHeader {
+            log_group_name: settings.log_group_name.clone(),
+            log_stream_name: stream.to_string(),
+            cutoff_ms: settings.cutoff_ms,
+        };
+        let archive = self.clients.archive.as_ref();
+        let mut writer = SegmentWriter::new(archive, &settings.bucket, self.layout, header, staged.next_segment());
+        let mut cursor = EventCursor::new(
+            self.clients.logs.as_ref(),
+            &settings.log_group_name,
+            stream,
+            settings.cutoff_ms,
+            None,
+            token,
+        );
+        loop {
+            let page = cursor.next_page().await?;
+            clock.spend(1);
+            match page {
+                Page::StreamMissing => {
+                    return Err(ArchiverError::VerificationFailed {
+                        subject: stream.to_string(),
+                        detail: "the stream disappeared while it was being staged".into(),
+                    });
+                }
+                Page::End => break,
+                Page::Events(events) => {
+                    for event in &events {
+                        writer.push(event).await?;
+                    }
+                }
+            }
+            if cursor.is_ended() {
+                break;
+            }
+            if clock.exhausted() {
+                staged.add(&writer.finish().await?);
+                tracing::info!(
+                    stream,
+                    events = staged.events,
+                    "staging paused by the invocation budget"
+                );
+                return Ok(Scanned::Paused(ScanResume {
+                    stream: self.index,
+                    token: cursor.token().map(str::to_string),
+                    staged,
+                }));
             }
         }
-    };
-    Ok(plan)
+        staged.add(&writer.finish().await?);
+        tracing::info!(
+            stream,
+            events = staged.events,
+            segments = staged.segments().count(),
+            "kept events staged"
+        );
+        Ok(Scanned::Planned(StreamPlan::Rebuild {
+            stream: stream.to_string(),
+            staged: Some(staged),
+            tail_token: cursor.token().map(str::to_string),
+            stored_bytes: stored_bytes(candidate.info.as_ref()),
+        }))
+    }
 }
 
 /// Whether the stream may have events inside the window this run exported.
@@ -181,14 +305,6 @@ fn exported_window_contains(run: &RunState, last_event_ms: i64, info: &StreamInf
 
 fn stored_bytes(info: Option<&StreamInfo>) -> i64 {
     info.and_then(|i| i.stored_bytes).unwrap_or(0)
-}
-
-fn staging_error(settings: &RunSettings, key: &str, e: StagingError) -> ArchiverError {
-    ArchiverError::StagingCorrupt {
-        bucket: settings.bucket.clone(),
-        key: key.to_string(),
-        detail: e.to_string(),
-    }
 }
 
 /// Counts the events a rebuild would replay (plan mode), writing nothing.
@@ -209,98 +325,5 @@ async fn count_kept(settings: &RunSettings, stream: &str, clients: &Clients) -> 
         },
     )
     .await?;
-    Ok(summary)
-}
-
-/// Streams the events `>= cutoff` of a stream into its staging object:
-/// multipart parts as the compressed data grows, so memory stays bounded by
-/// the part size, whatever the stream's size. A staging object left by an
-/// earlier attempt is simply overwritten: without a rebuilding marker the
-/// stream itself is still complete.
-async fn stage_kept_events(
-    settings: &RunSettings,
-    stream: &str,
-    key: &str,
-    clients: &Clients,
-) -> Result<StagingSummary> {
-    let archive = clients.archive.as_ref();
-    let bucket = settings.bucket.as_str();
-    let mut encoder = StagingEncoder::new(StagingHeader {
-        log_group_name: settings.log_group_name.clone(),
-        log_stream_name: stream.to_string(),
-        cutoff_ms: settings.cutoff_ms,
-    });
-    let mut upload: Option<(String, Vec<String>)> = None;
-    let mut token = None;
-    let result: Result<()> = async {
-        loop {
-            let mut push_error = None;
-            let progress = read_events(
-                clients.logs.as_ref(),
-                &settings.log_group_name,
-                stream,
-                settings.cutoff_ms,
-                None,
-                token.take(),
-                ReadLimits {
-                    max_events: Some(STAGING_READ_EVENTS),
-                    page_size: None,
-                },
-                |event| {
-                    if push_error.is_none() {
-                        push_error = encoder.push(&event).err();
-                    }
-                    Ok(())
-                },
-            )
-            .await?;
-            if let Some(e) = push_error {
-                return Err(staging_error(settings, key, e));
-            }
-            if let Some(chunk) = encoder.take_ready_chunk(STAGING_PART_BYTES) {
-                let (upload_id, etags) = match &mut upload {
-                    Some(u) => u,
-                    None => upload.insert((archive.start_upload(bucket, key).await?, Vec::new())),
-                };
-                let part = i32::try_from(etags.len() + 1).unwrap_or(i32::MAX);
-                etags.push(
-                    archive
-                        .upload_part(bucket, key, upload_id, part, Bytes::from(chunk))
-                        .await?,
-                );
-            }
-            match progress {
-                ReadProgress::Paused { token: next, .. } => token = Some(next),
-                ReadProgress::Finished { .. } => return Ok(()),
-                ReadProgress::StreamMissing => {
-                    return Err(ArchiverError::VerificationFailed {
-                        subject: stream.to_string(),
-                        detail: "the stream disappeared while it was being staged".into(),
-                    });
-                }
-            }
-        }
-    }
-    .await;
-    if let Err(e) = result {
-        if let Some((upload_id, _)) = &upload {
-            let _ = archive.abort_upload(bucket, key, upload_id).await;
-        }
-        return Err(e);
-    }
-    let (rest, summary) = encoder.finish().map_err(|e| staging_error(settings, key, e))?;
-    match upload {
-        None => archive.put(bucket, key, Bytes::from(rest)).await?,
-        Some((upload_id, mut etags)) => {
-            let part = i32::try_from(etags.len() + 1).unwrap_or(i32::MAX);
-            etags.push(
-                archive
-                    .upload_part(bucket, key, &upload_id, part, Bytes::from(rest))
-                    .await?,
-            );
-            archive.complete_upload(bucket, key, &upload_id, etags).await?;
-        }
-    }
-    tracing::info!(stream, events = summary.events, key, "kept events staged");
     Ok(summary)
 }
