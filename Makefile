@@ -47,6 +47,10 @@ lint: $(NODE_STAMP) ## rustfmt, clippy and asl-validator
 test: $(VENV_STAMP) lint ## lint, then every test including the end-to-end scenarios
 	$(CARGO) test --workspace
 
+.PHONY: test-faults
+test-faults: $(VENV_STAMP) ## the fault matrix alone (docs/reliability.md); also part of make test
+	$(CARGO) test -p cwl-archiver-e2e --test faults_e2e
+
 .PHONY: doc
 doc: ## API documentation of the library
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p archiver

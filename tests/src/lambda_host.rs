@@ -17,6 +17,8 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::interpose::Interposer;
+
 /// The function names the state machine uses, and their handlers.
 pub const FUNCTIONS: [&str; 4] = ["start-export", "check-export", "scan-stream", "rebuild-stream"];
 
@@ -37,7 +39,41 @@ pub async fn invoke(function: &str, event: Value, clients: Clients) -> Result<Va
     result.map_err(|e| (e.name().as_str().to_string(), e.to_string()))
 }
 
-async fn invocation(State(clients): State<Clients>, Path(function): Path<String>, body: String) -> Response {
+/// What the host serves with: the product's clients, wrapped per invocation
+/// by the interposer that injects crashes and hooks.
+#[derive(Clone)]
+pub struct HostState {
+    /// The product's clients.
+    pub clients: Clients,
+    /// The rules tests arm.
+    pub interposer: Interposer,
+}
+
+/// Runs one invocation as its own task, so that a crash (a panic) ends only
+/// that invocation, reported as Lambda reports a process that died.
+async fn invoke_isolated(function: String, event: Value, state: HostState) -> Result<Value, (String, String)> {
+    let clients = state.interposer.wrap(&function, &state.clients);
+    let task = tokio::spawn(async move { invoke(&function, event, clients).await });
+    match task.await {
+        Ok(result) => result,
+        Err(e) => {
+            let message = match e.try_into_panic() {
+                Ok(panic) => panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "the handler panicked".into()),
+                Err(e) => e.to_string(),
+            };
+            Err((
+                "Runtime.ExitError".into(),
+                format!("RequestId: local Error: Runtime exited: {message}"),
+            ))
+        }
+    }
+}
+
+async fn invocation(State(state): State<HostState>, Path(function): Path<String>, body: String) -> Response {
     // Accept a full ARN or a name with a qualifier, as Lambda does.
     let name = function.rsplit(":function:").next().unwrap_or(&function);
     let name = name.split(':').next().unwrap_or(name).to_string();
@@ -55,7 +91,7 @@ async fn invocation(State(clients): State<Clients>, Path(function): Path<String>
             }
         }
     };
-    match invoke(&name, event, clients).await {
+    match invoke_isolated(name.clone(), event, state).await {
         Ok(value) => (StatusCode::OK, Json(value)).into_response(),
         Err((error_type, error_message)) => {
             tracing::warn!(function = name, error_type, error_message, "handler failed");
@@ -78,10 +114,10 @@ pub async fn bind(port: u16) -> std::io::Result<(SocketAddr, TcpListener)> {
     Ok((listener.local_addr()?, listener))
 }
 
-/// Serves the handlers on `listener` with `clients`.
-pub async fn serve(listener: TcpListener, clients: Clients) -> std::io::Result<()> {
+/// Serves the handlers on `listener`.
+pub async fn serve(listener: TcpListener, state: HostState) -> std::io::Result<()> {
     let app = Router::new()
         .route("/2015-03-31/functions/{function}/invocations", post(invocation))
-        .with_state(clients);
+        .with_state(state);
     axum::serve(listener, app).await
 }

@@ -8,6 +8,7 @@ use aws_config::retry::RetryConfig;
 use serde_json::Value;
 
 use crate::emulator::{Emulator, EmulatorOptions, HarnessError};
+use crate::interpose::Interposer;
 use crate::lambda_host;
 
 /// Account id moto uses.
@@ -75,6 +76,8 @@ pub struct Stack {
     pub emulator: Emulator,
     /// The archive state machine's ARN.
     pub state_machine_arn: String,
+    /// Crashes and hooks inside the Lambda functions.
+    pub interposer: Interposer,
     host: tokio::task::JoinHandle<()>,
 }
 
@@ -94,9 +97,13 @@ impl Stack {
             export_delay_seconds,
         })
         .await?;
-        let clients = product_clients(&emulator);
+        let interposer = Interposer::default();
+        let state = lambda_host::HostState {
+            clients: product_clients(&emulator),
+            interposer: interposer.clone(),
+        };
         let host = tokio::spawn(async move {
-            if let Err(e) = lambda_host::serve(listener, clients).await {
+            if let Err(e) = lambda_host::serve(listener, state).await {
                 eprintln!("lambda host stopped: {e}");
             }
         });
@@ -116,6 +123,7 @@ impl Stack {
         Ok(Stack {
             state_machine_arn: created.state_machine_arn().to_string(),
             emulator,
+            interposer,
             host,
         })
     }

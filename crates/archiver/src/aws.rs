@@ -292,6 +292,11 @@ impl LogStore for CloudWatchLogs {
             .to(request.to_ms)
             .destination(&request.bucket)
             .destination_prefix(&request.prefix)
+            .customize()
+            // A retry of a create whose answer was lost would start a second
+            // task over the same window; the workflow retries instead, after
+            // looking for its own task by name.
+            .config_override(logs::config::Builder::default().retry_config(RetryConfig::disabled()))
             .send()
             .await;
         match out {

@@ -48,6 +48,9 @@ pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> 
                 }
                 _ => return Ok(run),
             }
+            if !remove_duplicate_tasks(clients, &settings.bucket, task_id, &task.task_name, destination_prefix).await? {
+                return Ok(run); // a duplicate still runs: poll again
+            }
             let (verified, streams) =
                 verify_export(clients, settings.bucket.as_str(), task_id, *window, destination_prefix).await?;
             advance_checkpoint(clients, &layout, settings, &verified, *started_at_ms).await?;
@@ -74,6 +77,47 @@ pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> 
         },
         ..run
     })
+}
+
+/// Deletes the objects of other tasks that bear this run's task name (a
+/// create retried after its answer was lost exports the window twice).
+/// Returns `false` while such a task is still running.
+async fn remove_duplicate_tasks(
+    clients: &Clients,
+    bucket: &str,
+    task_id: &str,
+    task_name: &str,
+    destination_prefix: &str,
+) -> Result<bool> {
+    let objects = clients.archive.list(bucket, &format!("{destination_prefix}/")).await?;
+    let mut others: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for object in objects {
+        if let Some(key) = parse_export_key(destination_prefix, &object.key)
+            && key.task_id != task_id
+        {
+            others.entry(key.task_id).or_default().push(object.key);
+        }
+    }
+    for (other, keys) in others {
+        let Some(task) = clients.logs.describe_export_task(&other).await? else {
+            continue;
+        };
+        if task.task_name != task_name {
+            continue; // another run's export on the same day
+        }
+        if task.status.is_active() {
+            return Ok(false);
+        }
+        tracing::warn!(
+            task_id = other,
+            objects = keys.len(),
+            "removing a duplicate export of this run"
+        );
+        for key in keys {
+            clients.archive.delete(bucket, &key).await?;
+        }
+    }
+    Ok(true)
 }
 
 /// Counts the objects of a completed task and names the streams they hold.

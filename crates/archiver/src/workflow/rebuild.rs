@@ -210,7 +210,6 @@ impl Rebuilder<'_> {
         clock: &mut BudgetClock,
     ) -> Result<Step> {
         let stream = target.stream;
-        let marker = self.layout.rebuilding_marker(stream);
         let (staged, mut phase) = match phase {
             Some(phase) => (
                 self.read_marker(stream).await?.ok_or_else(|| lost_marker(stream))?,
@@ -239,7 +238,7 @@ impl Rebuilder<'_> {
                     None => phase = RebuildPhase::Verify,
                 },
                 RebuildPhase::Verify => {
-                    let comparison = self.compare(stream, &staged, None, clock).await?;
+                    let (comparison, _) = self.compare(stream, &staged, None, clock).await?;
                     if comparison.is_exact() {
                         break;
                     }
@@ -272,8 +271,7 @@ impl Rebuilder<'_> {
                 }
             }
         }
-        self.clean_up(stream).await?;
-        self.clients.archive.delete(self.bucket(), &marker).await?;
+        self.finish(stream).await?;
         tracing::info!(stream, events = staged.events, "stream rebuilt and verified");
         Ok(Step::Done(staged))
     }
@@ -282,21 +280,20 @@ impl Rebuilder<'_> {
     /// that an earlier attempt already finished the stream.
     async fn prepare(&self, target: &Target<'_>, clock: &mut BudgetClock) -> Result<Prepared> {
         let stream = target.stream;
-        let marker = self.layout.rebuilding_marker(stream);
         let archive = self.clients.archive.as_ref();
-        let (mut staged, written) = match self.read_marker(stream).await? {
-            Some(staged) => {
+        let (mut staged, tail_token) = match self.read_marker(stream).await? {
+            Some(mut staged) => {
                 // An earlier attempt stopped after the marker. The stream may
                 // hold part of the replay and what a writer added since.
                 let mut catch_up = self.segment_writer(stream, &staged);
-                let comparison = self.compare(stream, &staged, Some(&mut catch_up), clock).await?;
+                let (comparison, end) = self.compare(stream, &staged, Some(&mut catch_up), clock).await?;
                 let written = catch_up.finish().await?;
-                if comparison.is_exact() {
-                    self.clean_up(stream).await?;
-                    archive.delete(self.bucket(), &marker).await?;
+                if comparison.is_exact() && written.events == 0 && !self.has_events_before_cutoff(stream).await? {
+                    self.finish(stream).await?;
                     return Ok(Prepared::Done(staged));
                 }
-                (staged, written)
+                staged.add(&written);
+                (staged, end)
             }
             None => {
                 let Some(staged) = target.staged.clone() else {
@@ -312,25 +309,56 @@ impl Rebuilder<'_> {
                     // stream and removed its staging and marker.
                     return Ok(Prepared::Done(staged));
                 }
-                let mut catch_up = self.segment_writer(stream, &staged);
-                if let Some(token) = &target.tail_token {
-                    self.stage_tail(stream, token, &mut catch_up, clock).await?;
-                }
-                (staged, catch_up.finish().await?)
+                (staged, target.tail_token.clone())
             }
         };
-        if written.events > 0 {
-            tracing::info!(
-                stream,
-                events = written.events,
-                "events that arrived since the scan staged too"
-            );
+        self.write_marker(stream, &staged).await?;
+        // Stage what arrived since the last read until a read finds nothing
+        // new, so that the delete follows an empty read directly.
+        if let Some(mut token) = tail_token {
+            loop {
+                let mut catch_up = self.segment_writer(stream, &staged);
+                token = self.stage_tail(stream, token, &mut catch_up, clock).await?;
+                let written = catch_up.finish().await?;
+                if written.events == 0 {
+                    break;
+                }
+                tracing::info!(
+                    stream,
+                    events = written.events,
+                    "events that arrived since the scan staged too"
+                );
+                staged.add(&written);
+                self.write_marker(stream, &staged).await?;
+            }
         }
-        staged.add(&written);
-        let note = serde_json::to_vec(&staged).map_err(|e| ArchiverError::Internal(e.to_string()))?;
-        archive.put(self.bucket(), &marker, Bytes::from(note)).await?;
         self.recreate(stream).await?;
         Ok(Prepared::Replay(staged))
+    }
+
+    /// Records the staged set in the marker: from now on it is the truth.
+    async fn write_marker(&self, stream: &str, staged: &StagedSet) -> Result<()> {
+        let note = serde_json::to_vec(staged).map_err(|e| ArchiverError::Internal(e.to_string()))?;
+        let marker = self.layout.rebuilding_marker(stream);
+        self.clients
+            .archive
+            .put(self.bucket(), &marker, Bytes::from(note))
+            .await
+    }
+
+    /// Whether the stream still holds an event older than the cutoff (it was
+    /// not deleted yet).
+    async fn has_events_before_cutoff(&self, stream: &str) -> Result<bool> {
+        let logs = self.clients.logs.as_ref();
+        let cursor = EventCursor::new(logs, self.group(), stream, 0, Some(self.settings.cutoff_ms), None);
+        Ok(cursor.with_page_size(1).next_event().await?.is_some())
+    }
+
+    /// Removes the staging segments, then the marker.
+    async fn finish(&self, stream: &str) -> Result<()> {
+        self.clean_up(stream).await?;
+        let marker = self.layout.rebuilding_marker(stream);
+        self.clients.archive.delete(self.bucket(), &marker).await
     }
 
     /// A writer of further segments of the stream's staged set.
@@ -366,30 +394,25 @@ impl Rebuilder<'_> {
             })
     }
 
-    /// Stages the events written after the scan's last read.
+    /// Stages the events written after the read that ended at `token`;
+    /// returns the token after the last event read.
     async fn stage_tail(
         &self,
         stream: &str,
-        token: &str,
+        token: String,
         writer: &mut SegmentWriter<'_>,
         clock: &mut BudgetClock,
-    ) -> Result<()> {
+    ) -> Result<String> {
         let logs = self.clients.logs.as_ref();
-        let mut cursor = EventCursor::new(
-            logs,
-            self.group(),
-            stream,
-            self.settings.cutoff_ms,
-            None,
-            Some(token.into()),
-        );
+        let cutoff = self.settings.cutoff_ms;
+        let mut cursor = EventCursor::new(logs, self.group(), stream, cutoff, None, Some(token.clone()));
         while let Page::Events(events) = cursor.next_page().await? {
             for event in &events {
                 writer.push(event).await?;
             }
         }
         clock.spend(cursor.pages());
-        Ok(())
+        Ok(cursor.token().map_or(token, str::to_string))
     }
 
     /// Deletes and recreates the stream. When the create finds the stream
@@ -441,14 +464,14 @@ impl Rebuilder<'_> {
         staged: &StagedSet,
         foreign: Option<&mut SegmentWriter<'_>>,
         clock: &mut BudgetClock,
-    ) -> Result<Comparison> {
+    ) -> Result<(Comparison, Option<String>)> {
         let archive = self.clients.archive.as_ref();
         let logs = self.clients.logs.as_ref();
         let mut expected = StagedEvents::open(archive, self.bucket(), self.layout, stream, staged);
         let mut cursor = EventCursor::new(logs, self.group(), stream, self.settings.cutoff_ms, None, None);
         let comparison = compare(&mut expected, &mut cursor, foreign).await?;
         clock.spend(cursor.pages());
-        Ok(comparison)
+        Ok((comparison, cursor.token().map(str::to_string)))
     }
 
     /// Deletes every staging segment of the stream (also ones a longer,

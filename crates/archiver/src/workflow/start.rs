@@ -140,6 +140,17 @@ async fn begin_export(
                 started_at_ms,
             }
         }
-        ExportStart::SlotBusy => ExportState::Busy { active_task_id: None },
+        ExportStart::SlotBusy => match clients.logs.active_export_task().await? {
+            // The SDK's retry of a create that took effect meets our own task.
+            Some(active) if active.task_name == request.task_name => ExportState::Started {
+                task_id: active.task_id,
+                window,
+                destination_prefix,
+                started_at_ms,
+            },
+            active => ExportState::Busy {
+                active_task_id: active.map(|t| t.task_id),
+            },
+        },
     })
 }

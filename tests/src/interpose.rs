@@ -1,0 +1,307 @@
+//! Faults that only the Lambda side can produce: a function that dies right
+//! after a given AWS call took effect, and another writer acting at an exact
+//! point of a run.
+//!
+//! The Lambda host gives every invocation clients wrapped in
+//! [`InterposedLogs`] / [`InterposedArchive`]. After each call they consult
+//! the shared [`Interposer`], which counts calls per function and operation
+//! (AWS API names: `DeleteLogStream`, `PutObject`, ...) and fires the rules
+//! armed by a test: a crash (the invocation panics, which the host reports
+//! as `Runtime.ExitError`, as Lambda does for a process that dies) or a hook
+//! (an async action, such as a writer's PutLogEvents, run before the
+//! function sees the call's result).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use archiver::error::Result;
+use archiver::event::LogEvent;
+use archiver::store::{
+    ArchiveStore, EventsPage, ExportRequest, ExportStart, ExportTask, GroupInfo, LogStore, ObjectInfo, ObjectRange,
+    StreamInfo,
+};
+use archiver::workflow::Clients;
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// The message of an injected crash's panic.
+pub const INJECTED_CRASH: &str = "injected crash after side effects";
+
+type HookAction = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+struct Rule {
+    function: String,
+    operation: String,
+    /// Fires from this matching call on (1-based).
+    from_call: u64,
+    /// Fires at most this many times.
+    times: u64,
+    fired: u64,
+    action: RuleAction,
+}
+
+enum RuleAction {
+    Crash,
+    Hook(HookAction),
+}
+
+#[derive(Default)]
+struct State {
+    invocations: BTreeMap<String, u64>,
+    calls: BTreeMap<(String, String), u64>,
+    timeline: Vec<(std::time::Instant, String, String)>,
+    rules: Vec<Rule>,
+}
+
+/// The shared rules and call counts of one stack.
+#[derive(Default, Clone)]
+pub struct Interposer {
+    state: Arc<Mutex<State>>,
+}
+
+impl Interposer {
+    /// Crashes `function` right after its `nth` call of `operation` (counted
+    /// over all its invocations) took effect, and after the following calls
+    /// too until it crashed `times` times.
+    pub fn crash_after(&self, function: &str, operation: &str, nth: u64, times: u64) {
+        self.add(function, operation, nth, times, RuleAction::Crash);
+    }
+
+    /// Runs `action` once, right after the `nth` call of `operation` by
+    /// `function` took effect and before the function goes on.
+    pub fn hook_after<F, Fut>(&self, function: &str, operation: &str, nth: u64, action: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let action: HookAction = Arc::new(move || Box::pin(action()));
+        self.add(function, operation, nth, 1, RuleAction::Hook(action));
+    }
+
+    fn add(&self, function: &str, operation: &str, nth: u64, times: u64, action: RuleAction) {
+        let mut state = self.state.lock().expect("interposer lock");
+        state.rules.push(Rule {
+            function: function.to_string(),
+            operation: operation.to_string(),
+            from_call: nth,
+            times,
+            fired: 0,
+            action,
+        });
+    }
+
+    /// How many times each rule fired, in the order they were armed.
+    pub fn fired(&self) -> Vec<u64> {
+        let state = self.state.lock().expect("interposer lock");
+        state.rules.iter().map(|r| r.fired).collect()
+    }
+
+    /// Calls made per (function, operation).
+    pub fn calls(&self) -> BTreeMap<(String, String), u64> {
+        self.state.lock().expect("interposer lock").calls.clone()
+    }
+
+    /// Every call in the order it completed: (when, function, operation).
+    pub fn timeline(&self) -> Vec<(std::time::Instant, String, String)> {
+        self.state.lock().expect("interposer lock").timeline.clone()
+    }
+
+    /// Invocations of `function` so far.
+    pub fn invocations(&self, function: &str) -> u64 {
+        let state = self.state.lock().expect("interposer lock");
+        state.invocations.get(function).copied().unwrap_or(0)
+    }
+
+    /// Removes every rule (the counts stay).
+    pub fn clear(&self) {
+        self.state.lock().expect("interposer lock").rules.clear();
+    }
+
+    /// Clients for one invocation of `function`.
+    pub fn wrap(&self, function: &str, clients: &Clients) -> Clients {
+        {
+            let mut state = self.state.lock().expect("interposer lock");
+            *state.invocations.entry(function.to_string()).or_default() += 1;
+        }
+        Clients {
+            logs: Arc::new(InterposedLogs {
+                inner: clients.logs.clone(),
+                function: function.to_string(),
+                interposer: self.clone(),
+            }),
+            archive: Arc::new(InterposedArchive {
+                inner: clients.archive.clone(),
+                function: function.to_string(),
+                interposer: self.clone(),
+            }),
+        }
+    }
+
+    /// Counts the call and fires the matching rules.
+    async fn after(&self, function: &str, operation: &str) {
+        let mut hooks = Vec::new();
+        let mut crash = false;
+        {
+            let mut state = self.state.lock().expect("interposer lock");
+            state
+                .timeline
+                .push((std::time::Instant::now(), function.to_string(), operation.to_string()));
+            let count = {
+                let c = state
+                    .calls
+                    .entry((function.to_string(), operation.to_string()))
+                    .or_default();
+                *c += 1;
+                *c
+            };
+            for rule in &mut state.rules {
+                if rule.function == function
+                    && rule.operation == operation
+                    && count >= rule.from_call
+                    && rule.fired < rule.times
+                {
+                    rule.fired += 1;
+                    match &rule.action {
+                        RuleAction::Crash => crash = true,
+                        RuleAction::Hook(action) => hooks.push(action.clone()),
+                    }
+                }
+            }
+        }
+        for hook in hooks {
+            hook().await;
+        }
+        if crash {
+            panic!("{INJECTED_CRASH}: {function} after {operation}");
+        }
+    }
+}
+
+/// A [`LogStore`] that reports every call to the [`Interposer`].
+pub struct InterposedLogs {
+    inner: Arc<dyn LogStore>,
+    function: String,
+    interposer: Interposer,
+}
+
+/// An [`ArchiveStore`] that reports every call to the [`Interposer`].
+pub struct InterposedArchive {
+    inner: Arc<dyn ArchiveStore>,
+    function: String,
+    interposer: Interposer,
+}
+
+macro_rules! interposed {
+    ($self:ident, $operation:literal, $call:expr) => {{
+        let result = $call.await;
+        if result.is_ok() {
+            $self.interposer.after(&$self.function, $operation).await;
+        }
+        result
+    }};
+}
+
+#[async_trait]
+impl LogStore for InterposedLogs {
+    async fn describe_group(&self, group: &str) -> Result<Option<GroupInfo>> {
+        interposed!(self, "DescribeLogGroups", self.inner.describe_group(group))
+    }
+    async fn list_streams(&self, group: &str) -> Result<Vec<StreamInfo>> {
+        interposed!(self, "DescribeLogStreams", self.inner.list_streams(group))
+    }
+    async fn describe_stream(&self, group: &str, stream: &str) -> Result<Option<StreamInfo>> {
+        interposed!(self, "DescribeLogStreams", self.inner.describe_stream(group, stream))
+    }
+    async fn get_events_page(
+        &self,
+        group: &str,
+        stream: &str,
+        start_ms: i64,
+        end_ms: Option<i64>,
+        token: Option<&str>,
+        limit: Option<i32>,
+    ) -> Result<Option<EventsPage>> {
+        interposed!(
+            self,
+            "GetLogEvents",
+            self.inner
+                .get_events_page(group, stream, start_ms, end_ms, token, limit)
+        )
+    }
+    async fn put_events(&self, group: &str, stream: &str, batch: &[LogEvent]) -> Result<()> {
+        interposed!(self, "PutLogEvents", self.inner.put_events(group, stream, batch))
+    }
+    async fn create_stream(&self, group: &str, stream: &str) -> Result<bool> {
+        interposed!(self, "CreateLogStream", self.inner.create_stream(group, stream))
+    }
+    async fn delete_stream(&self, group: &str, stream: &str) -> Result<bool> {
+        interposed!(self, "DeleteLogStream", self.inner.delete_stream(group, stream))
+    }
+    async fn create_export_task(&self, request: &ExportRequest) -> Result<ExportStart> {
+        interposed!(self, "CreateExportTask", self.inner.create_export_task(request))
+    }
+    async fn describe_export_task(&self, task_id: &str) -> Result<Option<ExportTask>> {
+        interposed!(self, "DescribeExportTasks", self.inner.describe_export_task(task_id))
+    }
+    async fn active_export_task(&self) -> Result<Option<ExportTask>> {
+        interposed!(self, "DescribeExportTasks", self.inner.active_export_task())
+    }
+}
+
+#[async_trait]
+impl ArchiveStore for InterposedArchive {
+    async fn bucket_exists(&self, bucket: &str) -> Result<bool> {
+        interposed!(self, "HeadBucket", self.inner.bucket_exists(bucket))
+    }
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>> {
+        interposed!(self, "GetObject", self.inner.get(bucket, key))
+    }
+    async fn get_range(&self, bucket: &str, key: &str, offset: u64, max_len: u64) -> Result<Option<ObjectRange>> {
+        interposed!(self, "GetObject", self.inner.get_range(bucket, key, offset, max_len))
+    }
+    async fn exists(&self, bucket: &str, key: &str) -> Result<bool> {
+        interposed!(self, "HeadObject", self.inner.exists(bucket, key))
+    }
+    async fn put(&self, bucket: &str, key: &str, body: Bytes) -> Result<()> {
+        interposed!(self, "PutObject", self.inner.put(bucket, key, body))
+    }
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        interposed!(self, "ListObjectsV2", self.inner.list(bucket, prefix))
+    }
+    async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
+        interposed!(self, "DeleteObject", self.inner.delete(bucket, key))
+    }
+    async fn start_upload(&self, bucket: &str, key: &str) -> Result<String> {
+        interposed!(self, "CreateMultipartUpload", self.inner.start_upload(bucket, key))
+    }
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        body: Bytes,
+    ) -> Result<String> {
+        interposed!(
+            self,
+            "UploadPart",
+            self.inner.upload_part(bucket, key, upload_id, part_number, body)
+        )
+    }
+    async fn complete_upload(&self, bucket: &str, key: &str, upload_id: &str, etags: Vec<String>) -> Result<()> {
+        interposed!(
+            self,
+            "CompleteMultipartUpload",
+            self.inner.complete_upload(bucket, key, upload_id, etags)
+        )
+    }
+    async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        interposed!(
+            self,
+            "AbortMultipartUpload",
+            self.inner.abort_upload(bucket, key, upload_id)
+        )
+    }
+}
