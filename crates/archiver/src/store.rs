@@ -52,7 +52,7 @@ pub struct EventsPage {
 }
 
 /// Status of a CloudWatch Logs export task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExportStatus {
     /// Queued.
