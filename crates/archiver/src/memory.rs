@@ -288,6 +288,16 @@ impl MemoryArchive {
         lock(&self.state).buckets.entry(bucket.to_string()).or_default();
     }
 
+    /// Stores an object, creating the bucket if needed, without counting a
+    /// call (to set up a test).
+    pub fn insert(&self, bucket: &str, key: &str, body: impl Into<Bytes>) {
+        lock(&self.state)
+            .buckets
+            .entry(bucket.to_string())
+            .or_default()
+            .insert(key.to_string(), body.into());
+    }
+
     /// An object's bytes, without counting a call.
     pub fn object(&self, bucket: &str, key: &str) -> Option<Bytes> {
         lock(&self.state).buckets.get(bucket)?.get(key).cloned()
