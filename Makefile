@@ -38,7 +38,7 @@ build: ## build every crate
 	$(CARGO) build --workspace --all-targets
 
 .PHONY: lint
-lint: $(NODE_STAMP) ## rustfmt, clippy and asl-validator
+lint: $(NODE_STAMP) doc ## rustfmt, clippy, asl-validator and the library docs without warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	node_modules/.bin/asl-validator $(addprefix --json-path ,$(wildcard statemachine/*.asl.json))

@@ -8,24 +8,29 @@ use aws_sdk_s3 as s3;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use bytes::Bytes;
 
+use crate::batch::LogBatch;
 use crate::error::{ArchiverError, Result};
 use crate::event::LogEvent;
 use crate::store::{
     ArchiveStore, EventsPage, ExportRequest, ExportStart, ExportStatus, ExportTask, GroupInfo, LogStore, ObjectInfo,
-    ObjectRange, StreamInfo,
+    ObjectRange, RejectedEvents, StreamInfo,
 };
 
 /// Attempts per call, counting the first: throttling at 5 TPS quotas is
 /// normal for DeleteLogStream and DescribeLogStreams, so retry generously.
 pub const MAX_ATTEMPTS: u32 = 8;
 
+/// The retry policy of every SDK client of the archiver: standard mode
+/// (exponential backoff with jitter, throttling and 5xx retried) with
+/// [`MAX_ATTEMPTS`] attempts.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
+}
+
 /// Loads the AWS configuration the usual way (environment, profile, IMDS,
-/// `AWS_ENDPOINT_URL`) with standard retries and exponential backoff.
+/// `AWS_ENDPOINT_URL`) with [`retry_config`].
 pub async fn load_config() -> aws_config::SdkConfig {
-    aws_config::from_env()
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-        .load()
-        .await
+    aws_config::from_env().retry_config(retry_config()).load().await
 }
 
 /// The SDK implementation of [`LogStore`].
@@ -218,7 +223,7 @@ impl LogStore for CloudWatchLogs {
         }
     }
 
-    async fn put_events(&self, group: &str, stream: &str, batch: &[LogEvent]) -> Result<()> {
+    async fn put_events(&self, group: &str, stream: &str, batch: &LogBatch) -> Result<()> {
         let events = batch
             .iter()
             .map(|e| {
@@ -238,18 +243,16 @@ impl LogStore for CloudWatchLogs {
             .send()
             .await
             .map_err(|e| sdk_error("PutLogEvents", e))?;
-        if let Some(rejected) = out.rejected_log_events_info() {
-            return Err(ArchiverError::ReplayRejected {
-                stream: stream.to_string(),
-                detail: format!(
-                    "tooOldLogEventEndIndex={:?} expiredLogEventEndIndex={:?} tooNewLogEventStartIndex={:?}",
-                    rejected.too_old_log_event_end_index(),
-                    rejected.expired_log_event_end_index(),
-                    rejected.too_new_log_event_start_index()
-                ),
-            });
+        let rejected = out.rejected_log_events_info().map(|r| RejectedEvents {
+            too_old_end_index: r.too_old_log_event_end_index(),
+            expired_end_index: r.expired_log_event_end_index(),
+            too_new_start_index: r.too_new_log_event_start_index(),
+        });
+        match rejected {
+            // An empty rejectedLogEventsInfo is treated as a rejection too: never assume success.
+            Some(rejected) => Err(rejected.into_error(stream)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     async fn create_stream(&self, group: &str, stream: &str) -> Result<bool> {

@@ -27,6 +27,11 @@
 //! never falls behind and uses no more batches than the optimum. The tests
 //! check this against an exhaustive minimum on small inputs.
 //!
+//! [`LogBatch`] is a batch that passed these checks: its only constructors
+//! ([`LogBatch::new`], [`BatchPacker::push`], [`BatchPacker::finish`]) check
+//! them, and [`crate::store::LogStore::put_events`] accepts nothing else, so
+//! an oversized or misordered batch cannot reach `PutLogEvents`.
+//!
 //! The other `PutLogEvents` rules (events older than 14 days or than the
 //! group's retention, or more than 2 hours in the future, are dropped) depend
 //! on the clock and the log group, not on the batch; they are not checked here.
@@ -78,6 +83,16 @@ impl BatchLimits {
     /// Longest message, in UTF-8 bytes, that fits in a batch on its own.
     pub fn max_message_bytes(&self) -> usize {
         self.max_bytes.saturating_sub(EVENT_OVERHEAD_BYTES)
+    }
+
+    /// These limits, each lowered to the AWS limit where it is higher, so
+    /// that anything valid under them is also a valid `PutLogEvents` batch.
+    pub fn clamped_to_aws(&self) -> BatchLimits {
+        BatchLimits {
+            max_events: self.max_events.min(MAX_BATCH_EVENTS),
+            max_bytes: self.max_bytes.min(MAX_BATCH_BYTES),
+            max_span_ms: self.max_span_ms.min(MAX_BATCH_SPAN_MS),
+        }
     }
 
     fn within_span(&self, first: i64, last: i64) -> bool {
@@ -205,6 +220,80 @@ pub fn validate_batch_with(events: &[LogEvent], limits: &BatchLimits) -> Result<
     Ok(())
 }
 
+/// One `PutLogEvents` batch that respects every rule of the AWS API: between
+/// 1 and [`MAX_BATCH_EVENTS`] events, at most [`MAX_BATCH_BYTES`] bytes
+/// counted by [`event_size`], chronological, spanning at most
+/// [`MAX_BATCH_SPAN_MS`].
+///
+/// The events cannot be changed once the batch exists; build one with
+/// [`LogBatch::new`] (or `TryFrom<Vec<LogEvent>>`) or get them from a
+/// [`BatchPacker`]. It dereferences to a slice of its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogBatch(Vec<LogEvent>);
+
+impl LogBatch {
+    /// Checks `events` against the AWS limits ([`validate_batch`]) and wraps
+    /// them; the error says which rule the events break.
+    pub fn new(events: Vec<LogEvent>) -> Result<LogBatch, BatchError> {
+        validate_batch(&events)?;
+        Ok(LogBatch(events))
+    }
+
+    /// Wraps events the packer already checked against limits no wider than
+    /// the AWS ones.
+    fn packed(events: Vec<LogEvent>) -> LogBatch {
+        debug_assert_eq!(validate_batch(&events), Ok(()));
+        LogBatch(events)
+    }
+
+    /// The events, oldest first.
+    pub fn events(&self) -> &[LogEvent] {
+        &self.0
+    }
+
+    /// The events, giving up the batch.
+    pub fn into_events(self) -> Vec<LogEvent> {
+        self.0
+    }
+
+    /// Size of the batch as `PutLogEvents` counts it.
+    pub fn byte_size(&self) -> usize {
+        self.0.iter().map(event_size).sum()
+    }
+
+    /// Timestamp of the first (oldest) event.
+    pub fn first_timestamp(&self) -> i64 {
+        self.0.first().map_or(0, |e| e.timestamp)
+    }
+
+    /// Timestamp of the last (newest) event.
+    pub fn last_timestamp(&self) -> i64 {
+        self.0.last().map_or(0, |e| e.timestamp)
+    }
+}
+
+impl std::ops::Deref for LogBatch {
+    type Target = [LogEvent];
+
+    fn deref(&self) -> &[LogEvent] {
+        &self.0
+    }
+}
+
+impl TryFrom<Vec<LogEvent>> for LogBatch {
+    type Error = BatchError;
+
+    fn try_from(events: Vec<LogEvent>) -> Result<LogBatch, BatchError> {
+        LogBatch::new(events)
+    }
+}
+
+impl From<LogBatch> for Vec<LogEvent> {
+    fn from(batch: LogBatch) -> Vec<LogEvent> {
+        batch.0
+    }
+}
+
 /// The running totals of the batch being filled.
 #[derive(Debug, Clone, Copy)]
 struct OpenBatch {
@@ -325,10 +414,12 @@ impl BatchPacker {
         Self::with_limits(BatchLimits::AWS)
     }
 
-    /// A packer using the given limits.
+    /// A packer using the given limits, lowered to the AWS ones where they
+    /// are wider ([`BatchLimits::clamped_to_aws`]): every batch it hands out
+    /// is a valid [`LogBatch`].
     pub fn with_limits(limits: BatchLimits) -> Self {
         Self {
-            limits,
+            limits: limits.clamped_to_aws(),
             current: Vec::new(),
             open: None,
             previous: None,
@@ -344,7 +435,7 @@ impl BatchPacker {
     /// ([`BatchError::OutOfOrder`]) or too large for any batch
     /// ([`BatchError::EventTooLarge`]) is refused and leaves the packer
     /// unchanged; the error's `index` counts accepted events.
-    pub fn push(&mut self, event: LogEvent) -> Result<Option<Vec<LogEvent>>, BatchError> {
+    pub fn push(&mut self, event: LogEvent) -> Result<Option<LogBatch>, BatchError> {
         let size = event_size(&event);
         check_event(self.accepted, event.timestamp, size, self.previous, &self.limits)?;
         self.accepted += 1;
@@ -356,7 +447,7 @@ impl BatchPacker {
             }
             Some(_) => {
                 self.open = Some(OpenBatch::start(event.timestamp, size));
-                Some(std::mem::take(&mut self.current))
+                Some(LogBatch::packed(std::mem::take(&mut self.current)))
             }
             None => {
                 self.open = Some(OpenBatch::start(event.timestamp, size));
@@ -368,11 +459,11 @@ impl BatchPacker {
     }
 
     /// Returns the last batch, or `None` when no event is waiting.
-    pub fn finish(self) -> Option<Vec<LogEvent>> {
+    pub fn finish(self) -> Option<LogBatch> {
         if self.current.is_empty() {
             None
         } else {
-            Some(self.current)
+            Some(LogBatch::packed(self.current))
         }
     }
 
@@ -431,10 +522,10 @@ mod tests {
         let mut out = Vec::new();
         for e in events {
             if let Some(batch) = packer.push(e.clone()).unwrap() {
-                out.push(batch);
+                out.push(batch.into_events());
             }
         }
-        out.extend(packer.finish());
+        out.extend(packer.finish().map(LogBatch::into_events));
         out
     }
 
@@ -664,7 +755,7 @@ mod tests {
         assert_eq!(packer.push(too_large[1].clone()), Err(expected));
         // The refused event left the packer as it was.
         assert_eq!(packer.pending_events(), 1);
-        assert_eq!(packer.finish(), Some(vec![ev(1, "ok")]));
+        assert_eq!(packer.finish().as_deref(), Some(&[ev(1, "ok")][..]));
     }
 
     #[test]
@@ -711,7 +802,10 @@ mod tests {
         assert_eq!(packer.push(ev(4, "c")), Err(expected));
         assert_eq!(packer.accepted_events(), 2);
         assert_eq!(packer.push(ev(6, "d")), Ok(None));
-        assert_eq!(packer.finish(), Some(vec![ev(5, "a"), ev(5, "b"), ev(6, "d")]));
+        assert_eq!(
+            packer.finish().map(LogBatch::into_events),
+            Some(vec![ev(5, "a"), ev(5, "b"), ev(6, "d")])
+        );
     }
 
     #[test]
@@ -719,7 +813,7 @@ mod tests {
         let mut packer = BatchPacker::new();
         assert_eq!(packer.push(ev(0, "a")), Ok(None));
         let batch = packer.push(ev(MAX_BATCH_SPAN_MS + 1, "b")).unwrap();
-        assert_eq!(batch, Some(vec![ev(0, "a")]));
+        assert_eq!(batch.map(LogBatch::into_events), Some(vec![ev(0, "a")]));
         assert_eq!(
             packer.push(ev(1, "c")),
             Err(BatchError::OutOfOrder {
@@ -735,6 +829,75 @@ mod tests {
         assert_eq!(validate_batch(&[]), Err(BatchError::Empty));
         assert_eq!(pack_batches(&[]).unwrap(), Vec::<Range<usize>>::new());
         assert_eq!(BatchPacker::new().finish(), None);
+        assert_eq!(LogBatch::new(Vec::new()), Err(BatchError::Empty));
+    }
+
+    /// The largest batch AWS accepts: 10,000 events, exactly 1,048,576
+    /// bytes, exactly 24 hours from first to last event.
+    fn batch_at_the_limits() -> Vec<LogEvent> {
+        let message_bytes = MAX_BATCH_BYTES - MAX_BATCH_EVENTS * EVENT_OVERHEAD_BYTES;
+        let (base, longer) = (message_bytes / MAX_BATCH_EVENTS, message_bytes % MAX_BATCH_EVENTS);
+        (0..MAX_BATCH_EVENTS)
+            .map(|i| {
+                let len = if i < longer { base + 1 } else { base };
+                let t = i64::try_from(i).unwrap() * MAX_BATCH_SPAN_MS / (MAX_BATCH_EVENTS as i64 - 1);
+                sized(1_000 + t, len)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn log_batch_accepts_exactly_the_limits() {
+        let events = batch_at_the_limits();
+        let batch = LogBatch::new(events.clone()).unwrap();
+        assert_eq!(batch.len(), MAX_BATCH_EVENTS);
+        assert_eq!(batch.byte_size(), MAX_BATCH_BYTES);
+        assert_eq!(batch.last_timestamp() - batch.first_timestamp(), MAX_BATCH_SPAN_MS);
+        assert_eq!(batch.events(), &events[..]);
+        assert_eq!(Vec::from(batch), events);
+    }
+
+    #[test]
+    fn log_batch_refuses_one_step_past_each_limit() {
+        let mut more_events = batch_at_the_limits();
+        more_events.truncate(MAX_BATCH_EVENTS - 1);
+        more_events.extend([ev(2_000 + MAX_BATCH_SPAN_MS / 2, ""), ev(1_000 + MAX_BATCH_SPAN_MS, "")]);
+        more_events.sort_by_key(|e| e.timestamp);
+        assert!(matches!(
+            LogBatch::new(more_events),
+            Err(BatchError::TooManyEvents { count: 10_001, .. })
+        ));
+
+        let mut more_bytes = batch_at_the_limits();
+        more_bytes[0].message.push('x');
+        assert!(matches!(
+            LogBatch::try_from(more_bytes),
+            Err(BatchError::TooManyBytes { bytes, .. }) if bytes == MAX_BATCH_BYTES + 1
+        ));
+
+        let mut wider = batch_at_the_limits();
+        wider[MAX_BATCH_EVENTS - 1].timestamp += 1;
+        assert!(matches!(LogBatch::new(wider), Err(BatchError::SpanTooLong { .. })));
+
+        let mut misordered = batch_at_the_limits();
+        misordered.swap(10, 11);
+        assert!(matches!(
+            LogBatch::new(misordered),
+            Err(BatchError::OutOfOrder { index: 11, .. })
+        ));
+    }
+
+    #[test]
+    fn packer_limits_never_exceed_the_aws_ones() {
+        let wide = BatchLimits {
+            max_events: 50_000,
+            max_bytes: 10 * MAX_BATCH_BYTES,
+            max_span_ms: 7 * MAX_BATCH_SPAN_MS,
+        };
+        assert_eq!(wide.clamped_to_aws(), BatchLimits::AWS);
+        let events: Vec<LogEvent> = (0..10_001).map(|i| ev(i, "m")).collect();
+        let batches = run_packer(&events, wide);
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![10_000, 1]);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! removes them from CloudWatch while keeping every newer event. The four
 //! Lambda functions of the workflow are thin wrappers over [`workflow`]; the
 //! services they call sit behind the [`store::LogStore`] and
-//! [`store::ArchiveStore`] traits, implemented over the AWS SDK in [`aws`].
+//! [`store::ArchiveStore`] traits, implemented over the AWS SDK in [`aws`]
+//! and in memory, with the same AWS rules, in [`memory`] for tests.
 
 pub mod aws;
 pub mod batch;
@@ -15,6 +16,7 @@ pub mod export_format;
 pub mod input;
 pub mod lambda;
 pub mod layout;
+pub mod memory;
 pub mod staging;
 pub mod store;
 pub mod window;

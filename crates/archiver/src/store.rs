@@ -1,12 +1,14 @@
 //! The small traits the workflow uses to reach CloudWatch Logs and S3.
 //!
-//! [`crate::aws`] implements them with the AWS SDK.
+//! [`crate::aws`] implements them with the AWS SDK, [`crate::memory`] in
+//! memory for tests, with the same rules.
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::batch::LogBatch;
+use crate::error::{ArchiverError, Result};
 use crate::event::LogEvent;
 
 /// What DescribeLogGroups says about a group.
@@ -50,7 +52,7 @@ pub struct EventsPage {
 }
 
 /// Status of a CloudWatch Logs export task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExportStatus {
     /// Queued.
@@ -117,6 +119,36 @@ pub enum ExportStart {
     SlotBusy,
 }
 
+/// The `rejectedLogEventsInfo` of a PutLogEvents answer: which events of
+/// the batch CloudWatch Logs dropped instead of storing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RejectedEvents {
+    /// Events before this index were older than 14 days.
+    pub too_old_end_index: Option<i32>,
+    /// Events before this index were older than the group's retention.
+    pub expired_end_index: Option<i32>,
+    /// Events from this index on were more than 2 hours in the future.
+    pub too_new_start_index: Option<i32>,
+}
+
+impl RejectedEvents {
+    /// Whether any event was dropped.
+    pub fn any(&self) -> bool {
+        self.too_old_end_index.is_some() || self.expired_end_index.is_some() || self.too_new_start_index.is_some()
+    }
+
+    /// The error a replay into `stream` raises for these dropped events.
+    pub fn into_error(self, stream: &str) -> ArchiverError {
+        ArchiverError::ReplayRejected {
+            stream: stream.to_string(),
+            detail: format!(
+                "tooOldLogEventEndIndex={:?} expiredLogEventEndIndex={:?} tooNewLogEventStartIndex={:?}",
+                self.too_old_end_index, self.expired_end_index, self.too_new_start_index
+            ),
+        }
+    }
+}
+
 /// CloudWatch Logs, as far as the archiver needs it.
 #[async_trait]
 pub trait LogStore: Send + Sync {
@@ -137,8 +169,10 @@ pub trait LogStore: Send + Sync {
         token: Option<&str>,
         limit: Option<i32>,
     ) -> Result<Option<EventsPage>>;
-    /// PutLogEvents of one valid batch; rejected events are an error.
-    async fn put_events(&self, group: &str, stream: &str, batch: &[LogEvent]) -> Result<()>;
+    /// PutLogEvents of one batch, valid by construction. Events CloudWatch
+    /// Logs drops (too old, beyond retention, too far in the future) are a
+    /// [`ArchiverError::ReplayRejected`]; the others are stored.
+    async fn put_events(&self, group: &str, stream: &str, batch: &LogBatch) -> Result<()>;
     /// CreateLogStream; `Ok(false)` when it already exists.
     async fn create_stream(&self, group: &str, stream: &str) -> Result<bool>;
     /// DeleteLogStream; `Ok(false)` when it did not exist.
