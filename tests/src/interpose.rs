@@ -16,8 +16,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
+use archiver::batch::LogBatch;
 use archiver::error::Result;
-use archiver::event::LogEvent;
 use archiver::store::{
     ArchiveStore, EventsPage, ExportRequest, ExportStart, ExportTask, GroupInfo, LogStore, ObjectInfo, ObjectRange,
     StreamInfo,
@@ -230,7 +230,7 @@ impl LogStore for InterposedLogs {
                 .get_events_page(group, stream, start_ms, end_ms, token, limit)
         )
     }
-    async fn put_events(&self, group: &str, stream: &str, batch: &[LogEvent]) -> Result<()> {
+    async fn put_events(&self, group: &str, stream: &str, batch: &LogBatch) -> Result<()> {
         interposed!(self, "PutLogEvents", self.inner.put_events(group, stream, batch))
     }
     async fn create_stream(&self, group: &str, stream: &str) -> Result<bool> {

@@ -13,8 +13,8 @@ use archiver::memory::{ExportPlan, MemoryAws};
 use archiver::store::ExportStatus;
 use archiver::window::{Checkpoint, ExportRecord, ExportWindow};
 use archiver::workflow::{
-    BatchRequest, ExportState, ManifestBatch, RebuildRequest, RunState, StartRequest, check_export, rebuild_batch,
-    scan_batch, start_export,
+    BatchRequest, BatchSummary, ExportState, ManifestBatch, RebuildRequest, RunState, StartRequest, check_export,
+    rebuild_batch, scan_batch, start_export,
 };
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -335,26 +335,7 @@ async fn a_run_archives_old_events_deletes_expired_streams_and_keeps_every_newer
     let body = aws.archive.object(BUCKET, &manifest.key).unwrap();
     let batches: Vec<ManifestBatch> = serde_json::from_slice(&body).unwrap();
     for batch in batches {
-        let number = batch.batch;
-        let scanned = scan_batch(
-            BatchRequest {
-                run: state.clone(),
-                batch,
-            },
-            &aws.clients(),
-        )
-        .await
-        .unwrap();
-        let summary = rebuild_batch(
-            RebuildRequest {
-                run: state.clone(),
-                batch: number,
-                plans: scanned.plans,
-            },
-            &aws.clients(),
-        )
-        .await
-        .unwrap();
+        let (summary, _) = run_map_item(&state, batch, &aws).await;
         assert_eq!(summary.failed, 0);
     }
 
@@ -379,4 +360,70 @@ async fn a_run_archives_old_events_deletes_expired_streams_and_keeps_every_newer
         "staging left behind"
     );
     assert_eq!(aws.control().calls("PutLogEvents"), 1);
+}
+
+/// One Map item as the state machine runs it: scan-stream, then
+/// rebuild-stream, each called again with its result while it hands back a
+/// continuation. Returns the last summary and the number of invocations.
+async fn run_map_item(run: &RunState, batch: ManifestBatch, aws: &MemoryAws) -> (BatchSummary, u32) {
+    let mut invocations = 0;
+    let mut scan = None;
+    let scan = loop {
+        invocations += 1;
+        let request = BatchRequest {
+            run: run.clone(),
+            batch: batch.clone(),
+            scan,
+        };
+        let result = scan_batch(request, &aws.clients()).await.unwrap();
+        if result.resume.is_none() {
+            break result;
+        }
+        scan = Some(result);
+    };
+    let mut rebuild = None;
+    loop {
+        invocations += 1;
+        let request = RebuildRequest {
+            run: run.clone(),
+            batch: batch.clone(),
+            scan: scan.clone(),
+            rebuild,
+        };
+        let summary = rebuild_batch(request, &aws.clients()).await.unwrap();
+        if summary.resume.is_none() {
+            return (summary, invocations);
+        }
+        rebuild = Some(summary);
+    }
+}
+
+#[tokio::test]
+async fn a_stream_larger_than_a_segment_and_the_budget_is_finished_by_continuations() {
+    let run = Run::now();
+    let aws = MemoryAws::new();
+    aws.archive.create_bucket(BUCKET);
+    let kept: Vec<LogEvent> = (0..120_000)
+        .map(|i| LogEvent::new(run.cutoff_ms + i / 3, format!("kept {i} ünï\nline two")))
+        .collect();
+    let old = (0..10).map(|i| LogEvent::new(run.cutoff_ms - HOUR + i, format!("old {i}")));
+    aws.logs
+        .seed(GROUP, "big", old.chain(kept.clone()), Some(run.cutoff_ms + 12 * HOUR));
+
+    let mut input = run.input();
+    input["invocationPages"] = json!(3);
+    let state = start_export(run.request(input), &aws.clients()).await.unwrap();
+    let state = check_export(state, &aws.clients()).await.unwrap();
+    let ExportState::Ready { manifest, .. } = &state.export else {
+        panic!("not ready: {:?}", state.export);
+    };
+    let body = aws.archive.object(BUCKET, &manifest.key).unwrap();
+    let batches: Vec<ManifestBatch> = serde_json::from_slice(&body).unwrap();
+    let (summary, invocations) = run_map_item(&state, batches[0].clone(), &aws).await;
+
+    assert_eq!(summary.failed, 0);
+    assert!(invocations >= 8, "continuations: {invocations} invocations");
+    assert_eq!(aws.logs.events(GROUP, "big"), Some(kept));
+    let staging = layout().staging_root();
+    assert!(aws.archive.keys(BUCKET, &staging).is_empty(), "staging removed");
 }
