@@ -164,6 +164,7 @@ mod tests {
             poll_seconds: 1,
             streams_per_batch: 10,
             replay_margin_hours: 24,
+            execution_id: None,
         }
     }
 

@@ -127,6 +127,9 @@ pub struct RunSettings {
     pub streams_per_batch: i64,
     /// Margin below the 14-day replay limit, in hours.
     pub replay_margin_hours: i64,
+    /// The Step Functions execution (`$$.Execution.Id`), for the logs of every step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
 }
 
 impl RunSettings {
@@ -328,6 +331,7 @@ impl ExecutionInput {
                 poll_seconds,
                 streams_per_batch,
                 replay_margin_hours,
+                execution_id: None,
             }),
             _ => Err(ArchiverError::InvalidInput(problems)),
         }

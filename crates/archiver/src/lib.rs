@@ -15,6 +15,7 @@ pub mod export_format;
 pub mod input;
 pub mod lambda;
 pub mod layout;
+pub mod metrics;
 pub mod staging;
 pub mod store;
 pub mod window;

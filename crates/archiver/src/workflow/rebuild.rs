@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use bytes::Bytes;
+use tracing::Instrument;
 
 use super::read::{ReadLimits, ReadProgress, read_events};
 use super::{BatchFailure, BatchSummary, Clients, RebuildRequest, StreamOutcome, StreamPlan};
@@ -39,7 +40,10 @@ pub async fn rebuild_batch(request: RebuildRequest, clients: &Clients) -> Result
                 staging_key,
                 stored_bytes,
                 ..
-            } => match rebuild_stream(settings, &layout, &stream, &staging_key, clients).await {
+            } => match rebuild_stream(settings, &layout, &stream, &staging_key, clients)
+                .instrument(tracing::info_span!("stream", stream = stream.as_str()))
+                .await
+            {
                 Ok(replayed) => StreamOutcome {
                     events_replayed: replayed.events,
                     bytes_replayed: replayed.message_bytes,

@@ -2,6 +2,7 @@
 //! in S3 before anything is deleted.
 
 use bytes::Bytes;
+use tracing::Instrument;
 
 use super::read::{ReadLimits, ReadProgress, read_events};
 use super::start::load_checkpoint;
@@ -39,7 +40,9 @@ pub async fn scan_batch(request: BatchRequest, clients: &Clients) -> Result<Scan
             checkpoint: &checkpoint,
             retention_days,
         };
-        plans.push(plan_stream(&run, stream, ctx, &layout, clients).await?);
+        let span = tracing::info_span!("stream", stream = stream.stream.as_str());
+        let plan = plan_stream(&run, stream, ctx, &layout, clients).instrument(span);
+        plans.push(plan.await?);
     }
     Ok(ScanResult {
         batch: batch.batch,
