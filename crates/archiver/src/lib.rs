@@ -15,7 +15,11 @@ pub mod export_format;
 pub mod input;
 pub mod lambda;
 pub mod layout;
+#[cfg(test)]
+mod memory;
 pub mod metrics;
+pub mod plan;
+pub mod restore;
 pub mod staging;
 pub mod store;
 pub mod window;

@@ -22,7 +22,7 @@ use crate::window::ExportWindow;
 pub use check::check_export;
 pub use read::{ReadLimits, ReadProgress, read_events};
 pub use rebuild::{rebuild_batch, record_batch_failure};
-pub use report::{RunReport, RunTotals, report_run};
+pub use report::{INGESTION_USD_PER_GB, RunReport, RunTotals, report_run};
 pub use scan::scan_batch;
 pub use start::{StartRequest, start_export};
 
