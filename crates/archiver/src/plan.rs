@@ -114,10 +114,8 @@ impl Amount {
     }
 
     fn add(&mut self, other: &Amount) {
-        self.events = match (self.events, other.events) {
-            (Some(a), Some(b)) => Some(a + b),
-            (a, b) => a.or(b),
-        };
+        // One uncounted part makes the sum uncounted.
+        self.events = self.events.zip(other.events).map(|(a, b)| a + b);
         self.bytes += other.bytes;
         self.estimated |= other.estimated;
     }
@@ -218,7 +216,13 @@ pub async fn plan_group(logs: &dyn LogStore, settings: &RunSettings, exact: bool
         rows.push(plan_stream(logs, settings, ctx, stream, exact).await?);
     }
 
-    let mut totals = PlanTotals::default();
+    let zero = Amount::counted(0, 0);
+    let mut totals = PlanTotals {
+        export: zero,
+        delete: zero,
+        replay: zero,
+        ..PlanTotals::default()
+    };
     for row in &rows {
         *totals.streams.entry(row.class.clone()).or_default() += 1;
         totals.export.add(&row.export);
@@ -429,6 +433,10 @@ mod tests {
         let expired = plan.streams.iter().find(|r| r.stream == "expired").unwrap();
         assert_eq!(expired.export, Amount::estimate(1000));
         assert!(plan.totals.export.estimated);
+        assert_eq!(
+            plan.totals.export.events, None,
+            "a sum with an uncounted part is uncounted"
+        );
         assert!(!plan.totals.replay.estimated, "replays are always counted");
     }
 

@@ -46,6 +46,14 @@ pub struct RestoreArgs {
     into_stream: Option<String>,
 }
 
+/// One event on stdout, fields in this order.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    stream: &'a str,
+    timestamp: i64,
+    message: &'a str,
+}
+
 /// RFC 3339, or a date at midnight UTC.
 fn parse_time(flag: &str, text: &str) -> CliResult<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
@@ -96,7 +104,12 @@ pub async fn run(args: RestoreArgs, aws: &AwsArgs) -> CliResult {
         let mut out = std::io::stdout().lock();
         for (stream, events) in &restored.streams {
             for e in events {
-                let line = serde_json::json!({"stream": stream, "timestamp": e.timestamp, "message": e.message});
+                let line = Line {
+                    stream,
+                    timestamp: e.timestamp,
+                    message: &e.message,
+                };
+                let line = serde_json::to_string(&line).map_err(|e| CliError::Failed(e.to_string()))?;
                 writeln!(out, "{line}").map_err(|e| CliError::Failed(format!("writing to stdout: {e}")))?;
             }
         }
