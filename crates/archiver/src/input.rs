@@ -140,6 +140,9 @@ pub struct RunSettings {
     pub replay_margin_hours: i64,
     /// The work budget of one Lambda invocation.
     pub budget: InvocationBudget,
+    /// The Step Functions execution (`$$.Execution.Id`), for the logs of every step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
 }
 
 /// How much one Lambda invocation does before it hands back a continuation,
@@ -382,6 +385,7 @@ impl ExecutionInput {
                 streams_per_batch,
                 replay_margin_hours,
                 budget,
+                execution_id: None,
             }),
             _ => Err(ArchiverError::InvalidInput(problems)),
         }

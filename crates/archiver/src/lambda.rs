@@ -8,6 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use tracing::Instrument;
+
 use crate::error::{ArchiverError, Result};
 use crate::workflow::Clients;
 
@@ -19,13 +21,30 @@ where
     Resp: Serialize,
     Fut: Future<Output = Result<Resp>>,
 {
+    let span = step_span(&event);
     let request: Req = serde_json::from_value(event).map_err(|e| {
         ArchiverError::Internal(format!(
             "the event does not match this function ({e}); is the state machine definition from the same release?"
         ))
     })?;
-    let response = step(request).await?;
+    let response = step(request).instrument(span).await?;
     serde_json::to_value(response).map_err(|e| ArchiverError::Internal(e.to_string()))
+}
+
+/// The span of one step: the execution and the group, taken from the
+/// request wherever the state machine put them, so every log line of the
+/// step carries them.
+fn step_span(event: &Value) -> tracing::Span {
+    let text = |pointers: &[&str]| {
+        pointers
+            .iter()
+            .find_map(|p| event.pointer(p).and_then(Value::as_str))
+            .unwrap_or("")
+            .to_string()
+    };
+    let execution_id = text(&["/run/settings/executionId", "/executionId"]);
+    let group = text(&["/run/settings/logGroupName", "/input/logGroupName"]);
+    tracing::info_span!("step", execution_id, group)
 }
 
 /// The error as the Lambda service reports it: `errorType` is the stable
@@ -45,6 +64,9 @@ pub fn init_tracing() {
         .json()
         .with_env_filter(filter)
         .with_current_span(false)
+        // Every span's fields on every line: the step's execution and group,
+        // and the stream being worked on.
+        .with_span_list(true)
         .without_time()
         .try_init();
 }

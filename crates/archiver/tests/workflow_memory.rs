@@ -41,6 +41,7 @@ impl Run {
         StartRequest {
             input,
             execution_start_time: Some(self.start.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            execution_id: None,
         }
     }
 

@@ -45,7 +45,7 @@ async fn start_wait_archives_the_group_and_prints_the_report() {
         cmd
     };
     let output = tokio::task::spawn_blocking({
-        let mut cmd = run(&["--wait"]);
+        let mut cmd = run(&["--wait", "--json"]);
         move || cmd.output()
     })
     .await

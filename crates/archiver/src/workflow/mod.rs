@@ -24,7 +24,7 @@ use crate::window::ExportWindow;
 pub use check::check_export;
 pub use read::{EventCursor, Page, ReadLimits, ReadProgress, read_events};
 pub use rebuild::{rebuild_batch, record_batch_failure};
-pub use report::{RunReport, RunTotals, report_run};
+pub use report::{INGESTION_USD_PER_GB, RunReport, RunTotals, report_run};
 pub use scan::scan_batch;
 pub use staged::StagedSet;
 pub use start::{StartRequest, start_export};

@@ -2,6 +2,7 @@
 //! staging segments; record every outcome in S3.
 
 use bytes::Bytes;
+use tracing::Instrument;
 
 use super::read::{EventCursor, Page};
 use super::staged::{Comparison, SegmentWriter, StagedEvents, StagedSet, compare};
@@ -79,7 +80,12 @@ pub async fn rebuild_batch(request: RebuildRequest, clients: &Clients) -> Result
                     staged,
                     tail_token,
                 };
-                match rebuilder.run(target, phase.take(), restarts, &mut clock).await {
+                let span = tracing::info_span!("stream", stream = stream.as_str());
+                match rebuilder
+                    .run(target, phase.take(), restarts, &mut clock)
+                    .instrument(span)
+                    .await
+                {
                     Ok(Step::Paused { phase, restarts }) => return pause(Some(phase), restarts, outcomes),
                     Ok(Step::Done(staged)) => StreamOutcome {
                         events_replayed: staged.events,

@@ -124,6 +124,7 @@ pub async fn report_run(run: RunState, clients: &Clients) -> Result<RunReport> {
         .archive
         .put(&settings.bucket, &report_key, Bytes::from(body))
         .await?;
+    crate::metrics::run_metrics(&report, chrono::Utc::now().timestamp_millis()).emit();
 
     // The report holds everything; the working objects of the run go.
     for object in &outcome_objects {

@@ -1,6 +1,8 @@
 //! scan-stream: classify each stream of a batch and stage the events to keep
 //! in S3 before anything is deleted.
 
+use tracing::Instrument;
+
 use super::read::{EventCursor, Page, ReadLimits, ReadProgress, read_events};
 use super::staged::{SegmentWriter, StagedSet};
 use super::start::load_checkpoint;
@@ -59,7 +61,12 @@ pub async fn scan_batch(request: BatchRequest, clients: &Clients) -> Result<Scan
             clients,
             index,
         };
-        match scanning.plan_stream(stream, ctx, continuing, &mut clock).await? {
+        let span = tracing::info_span!("stream", stream = stream.stream.as_str());
+        match scanning
+            .plan_stream(stream, ctx, continuing, &mut clock)
+            .instrument(span)
+            .await?
+        {
             Scanned::Planned(plan) => plans.push(plan),
             Scanned::Paused(resume) => {
                 return Ok(ScanResult {

@@ -18,6 +18,9 @@ pub struct StartRequest {
     pub input: serde_json::Value,
     /// `$$.Execution.StartTime`.
     pub execution_start_time: Option<String>,
+    /// `$$.Execution.Id`, carried in the settings so every step logs it.
+    #[serde(default)]
+    pub execution_id: Option<String>,
 }
 
 /// Validates the input, checks that the group and bucket exist, and starts
@@ -28,7 +31,8 @@ pub async fn start_export(request: StartRequest, clients: &Clients) -> Result<Ru
     if request.execution_start_time.is_some() {
         input.execution_start_time = request.execution_start_time;
     }
-    let settings = input.validate(Utc::now())?;
+    let mut settings = input.validate(Utc::now())?;
+    settings.execution_id = request.execution_id;
     check_resources_exist(&settings, clients).await?;
 
     let layout = GroupLayout::of(&settings);
