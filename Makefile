@@ -51,6 +51,13 @@ test: $(VENV_STAMP) lint ## lint, then every test including the end-to-end scena
 test-faults: $(VENV_STAMP) ## the fault matrix alone (docs/reliability.md); also part of make test
 	$(CARGO) test -p cwl-archiver-e2e --test faults_e2e
 
+.PHONY: bench
+bench: $(VENV_STAMP) ## benchmarks: batch packing (criterion) and scripted runs on the emulator; see BENCHMARKS.md
+	$(CARGO) bench -p archiver --bench packing
+	$(CARGO) build --release -p cwl-archiver-e2e --bin bench
+	target/release/bench rebuild --events 100000 1000000
+	target/release/bench group --streams 2000 20000
+
 .PHONY: doc
 doc: ## API documentation of the library
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p archiver

@@ -52,6 +52,7 @@ struct State {
     invocations: BTreeMap<String, u64>,
     calls: BTreeMap<(String, String), u64>,
     timeline: Vec<(std::time::Instant, String, String)>,
+    largest_payload: usize,
     rules: Vec<Rule>,
 }
 
@@ -106,6 +107,17 @@ impl Interposer {
     /// Every call in the order it completed: (when, function, operation).
     pub fn timeline(&self) -> Vec<(std::time::Instant, String, String)> {
         self.state.lock().expect("interposer lock").timeline.clone()
+    }
+
+    /// Records the size of an invocation's event or result, in bytes.
+    pub fn note_payload(&self, bytes: usize) {
+        let mut state = self.state.lock().expect("interposer lock");
+        state.largest_payload = state.largest_payload.max(bytes);
+    }
+
+    /// The largest Lambda event or result seen, in bytes.
+    pub fn largest_payload(&self) -> usize {
+        self.state.lock().expect("interposer lock").largest_payload
     }
 
     /// Invocations of `function` so far.

@@ -91,8 +91,13 @@ async fn invocation(State(state): State<HostState>, Path(function): Path<String>
             }
         }
     };
+    state.interposer.note_payload(body.len());
+    let interposer = state.interposer.clone();
     match invoke_isolated(name.clone(), event, state).await {
-        Ok(value) => (StatusCode::OK, Json(value)).into_response(),
+        Ok(value) => {
+            interposer.note_payload(value.to_string().len());
+            (StatusCode::OK, Json(value)).into_response()
+        }
         Err((error_type, error_message)) => {
             tracing::warn!(function = name, error_type, error_message, "handler failed");
             let mut headers = HeaderMap::new();

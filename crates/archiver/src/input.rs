@@ -12,8 +12,10 @@ pub const DEFAULT_PREFIX: &str = "cwl-archiver";
 pub const DEFAULT_QUIET_MINUTES: i64 = 60;
 /// Default Wait between two DescribeExportTasks polls.
 pub const DEFAULT_POLL_SECONDS: i64 = 60;
-/// Default number of streams handled by one Map item.
-pub const DEFAULT_STREAMS_PER_BATCH: i64 = 20;
+/// Default number of streams handled by one Map item: large enough that an
+/// expired stream costs a tenth of a state transition, small enough that a
+/// batch of deletes fits one invocation at the 5 TPS DeleteLogStream quota.
+pub const DEFAULT_STREAMS_PER_BATCH: i64 = 50;
 /// Default safety margin below the 14-day PutLogEvents age limit, in hours.
 pub const DEFAULT_REPLAY_MARGIN_HOURS: i64 = 24;
 /// Default API pages per Lambda invocation: 2,000 pages of up to 10,000
@@ -80,7 +82,7 @@ pub struct ExecutionInput {
     pub quiet_minutes: Option<i64>,
     /// Seconds between export status polls (default 60).
     pub poll_seconds: Option<i64>,
-    /// Streams per Map item (default 20, at most 500).
+    /// Streams per Map item (default 50, at most 500).
     pub streams_per_batch: Option<i64>,
     /// Hours of margin below the 14-day replay limit (default 24).
     pub replay_margin_hours: Option<i64>,

@@ -13,8 +13,7 @@ use archiver::memory::{ExportPlan, MemoryAws};
 use archiver::store::ExportStatus;
 use archiver::window::{Checkpoint, ExportRecord, ExportWindow};
 use archiver::workflow::{
-    BatchRequest, BatchSummary, ExportState, ManifestBatch, RebuildRequest, RunState, StartRequest, check_export,
-    rebuild_batch, scan_batch, start_export,
+    BatchSummary, ExportState, ManifestBatch, RunState, StartRequest, check_export, start_export,
 };
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -363,40 +362,11 @@ async fn a_run_archives_old_events_deletes_expired_streams_and_keeps_every_newer
     assert_eq!(aws.control().calls("PutLogEvents"), 1);
 }
 
-/// One Map item as the state machine runs it: scan-stream, then
-/// rebuild-stream, each called again with its result while it hands back a
-/// continuation. Returns the last summary and the number of invocations.
 async fn run_map_item(run: &RunState, batch: ManifestBatch, aws: &MemoryAws) -> (BatchSummary, u32) {
-    let mut invocations = 0;
-    let mut scan = None;
-    let scan = loop {
-        invocations += 1;
-        let request = BatchRequest {
-            run: run.clone(),
-            batch: batch.clone(),
-            scan,
-        };
-        let result = scan_batch(request, &aws.clients()).await.unwrap();
-        if result.resume.is_none() {
-            break result;
-        }
-        scan = Some(result);
-    };
-    let mut rebuild = None;
-    loop {
-        invocations += 1;
-        let request = RebuildRequest {
-            run: run.clone(),
-            batch: batch.clone(),
-            scan: scan.clone(),
-            rebuild,
-        };
-        let summary = rebuild_batch(request, &aws.clients()).await.unwrap();
-        if summary.resume.is_none() {
-            return (summary, invocations);
-        }
-        rebuild = Some(summary);
-    }
+    let item = archiver::workflow::local::run_map_item(run, batch, &aws.clients())
+        .await
+        .unwrap();
+    (item.summary, item.scan_invocations + item.rebuild_invocations)
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 //! and an operator may re-run a whole execution.
 
 mod check;
+pub mod local;
 mod read;
 mod rebuild;
 mod report;

@@ -1,0 +1,374 @@
+//! Scripted benchmarks against the local emulator (`make bench`):
+//!
+//! - `bench rebuild --events N...`: one mixed stream with N kept events,
+//!   scanned and rebuilt by the workflow steps in a child process (so its
+//!   peak RSS is the handlers' own); API calls against the theoretical
+//!   minimum, peak RSS, wall time.
+//! - `bench group --streams S...`: a group of S streams (nine in ten
+//!   expired) archived by the real state machine; state transitions, history
+//!   events and the largest state payload, from the execution history.
+
+use std::time::{Duration, Instant};
+
+use archiver::batch::pack_batches;
+use archiver::event::LogEvent;
+use archiver::workflow::local::run_map_item;
+use archiver::workflow::{Clients, ExportState, ManifestBatch, RunState, StartRequest, check_export, start_export};
+use clap::{Parser, Subcommand};
+use cwl_archiver_e2e::emulator::{Emulator, EmulatorOptions};
+use cwl_archiver_e2e::scenario::{DAY, HOUR, cutoff_days_ago};
+use cwl_archiver_e2e::stack::{Stack, product_clients};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(about = "cwl-archiver benchmarks against the local emulator")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Rebuild one mixed stream of N kept events, for each N.
+    Rebuild {
+        #[arg(long, num_args = 1.., default_values_t = [100_000u64, 1_000_000])]
+        events: Vec<u64>,
+    },
+    /// Archive a group of S streams through the state machine, for each S.
+    Group {
+        #[arg(long, num_args = 1.., default_values_t = [2_000u64, 20_000])]
+        streams: Vec<u64>,
+    },
+    /// (internal) run the scan and rebuild of one Map item and report.
+    Handler {
+        #[arg(long)]
+        state: std::path::PathBuf,
+    },
+}
+
+const BUCKET: &str = "bench-archive";
+/// GetLogEvents page limits, for the theoretical minimum.
+const PAGE_EVENTS: u64 = 10_000;
+const PAGE_BYTES: u64 = 1_048_576;
+
+/// What the parent hands the handler process.
+#[derive(Serialize, Deserialize)]
+struct HandlerInput {
+    run: RunState,
+    batch: ManifestBatch,
+}
+
+/// What the handler process reports.
+#[derive(Serialize, Deserialize, Debug)]
+struct HandlerReport {
+    scan_invocations: u32,
+    rebuild_invocations: u32,
+    failed: u64,
+    wall_ms: u128,
+    peak_rss_kib: u64,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    match Args::parse().command {
+        Command::Rebuild { events } => {
+            println!(
+                "| kept events | GetLogEvents | PutLogEvents | minimum (read+put+verify) | ratio | ratio without verify | invocations | peak RSS | wall |"
+            );
+            println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            for n in events {
+                rebuild(n).await?;
+            }
+        }
+        Command::Group { streams } => {
+            println!(
+                "| streams | expired | mixed | state transitions (execution + Map items) | per stream | history events (execution) | largest state payload | wall |"
+            );
+            println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            for s in streams {
+                group(s).await?;
+            }
+        }
+        Command::Handler { state } => handler(&state).await?,
+    }
+    Ok(())
+}
+
+/// A log line of about 150 bytes.
+fn message(i: u64) -> String {
+    format!(
+        "2026-11-20T10:{:02}:{:02}.{:03}Z INFO [req-{i:08x}] GET /api/orders/{} 200 {}ms user={} region=eu-west-1",
+        (i / 60) % 60,
+        i % 60,
+        i % 1000,
+        i % 9973,
+        i % 250,
+        i % 4099
+    )
+}
+
+/// GetLogEvents pages a forward read of `events` takes at the least.
+fn minimum_pages(events: &[LogEvent]) -> u64 {
+    let (mut pages, mut count, mut bytes) = (0u64, 0u64, 0u64);
+    for e in events {
+        let size = e.message.len() as u64 + 26;
+        if count == 0 || count == PAGE_EVENTS || bytes + size > PAGE_BYTES {
+            pages += 1;
+            count = 0;
+            bytes = 0;
+        }
+        count += 1;
+        bytes += size;
+    }
+    pages.max(1)
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+async fn rebuild(n: u64) -> Result<(), String> {
+    let group = "/bench/rebuild";
+    let emulator = Emulator::start(EmulatorOptions {
+        lambda_endpoint: None,
+        export_delay_seconds: 0.2,
+    })
+    .await
+    .map_err(err)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let (cutoff_ms, cutoff) = cutoff_days_ago(3);
+    // Kept events from the cutoff to two hours ago, a few ms apart.
+    let span = (now - 2 * HOUR - cutoff_ms).max(1);
+    let kept: Vec<LogEvent> = (0..n)
+        .map(|i| LogEvent::new(cutoff_ms + (i as i64 * span) / n.max(1) as i64, message(i)))
+        .collect();
+    let old: Vec<(i64, String)> = (0..10u64).map(|i| (cutoff_ms - DAY + i as i64, message(i))).collect();
+    emulator
+        .seed_with_ingestion(group, "mixed", &old, now - 3 * HOUR)
+        .await
+        .map_err(err)?;
+    for chunk in kept.chunks(50_000) {
+        let chunk: Vec<(i64, String)> = chunk.iter().map(|e| (e.timestamp, e.message.clone())).collect();
+        emulator
+            .seed_with_ingestion(group, "mixed", &chunk, now - 3 * HOUR)
+            .await
+            .map_err(err)?;
+    }
+    create_bucket(&emulator).await?;
+    let clients = product_clients(&emulator);
+    let input = json!({"logGroupName": group, "cutoff": cutoff, "bucket": BUCKET, "pollSeconds": 1});
+    let (run, batch) = exported(input, &clients).await?;
+
+    emulator.reset_calls().await.map_err(err)?;
+    let state = std::env::temp_dir().join(format!("cwl-archiver-bench-{n}.json"));
+    let handoff = HandlerInput { run, batch };
+    std::fs::write(&state, serde_json::to_vec(&handoff).map_err(err)?).map_err(err)?;
+    let exe = std::env::current_exe().map_err(err)?;
+    // The child configures itself as a Lambda does: from the environment.
+    let out = std::process::Command::new(exe)
+        .args(["handler", "--state"])
+        .arg(&state)
+        .env("AWS_ENDPOINT_URL", emulator.endpoint())
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .map_err(err)?;
+    if !out.status.success() {
+        return Err(format!("handler failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let report: HandlerReport = serde_json::from_slice(&out.stdout).map_err(err)?;
+    let calls = emulator.calls().await.map_err(err)?;
+    let gets = calls.get("logs.GetLogEvents").copied().unwrap_or(0);
+    let puts = calls.get("logs.PutLogEvents").copied().unwrap_or(0);
+
+    // The outcome, checked: every kept event is in the rebuilt stream.
+    let rebuilt = stream_events_of(&emulator, group, "mixed").await;
+    if report.failed != 0 || rebuilt != n {
+        return Err(format!("rebuild of {n} events ended with {rebuilt} events, {report:?}"));
+    }
+    let read = minimum_pages(&kept);
+    let batches = pack_batches(&kept).map_err(err)?.len() as u64;
+    let minimum = 2 * read + batches;
+    println!(
+        "| {n} | {gets} | {puts} | {minimum} ({read}+{batches}+{read}) | {:.3} | {:.3} | {} scan + {} rebuild | {:.1} MiB | {:.1} s |",
+        (gets + puts) as f64 / minimum as f64,
+        (gets + puts).saturating_sub(read) as f64 / (read + batches) as f64,
+        report.scan_invocations,
+        report.rebuild_invocations,
+        report.peak_rss_kib as f64 / 1024.0,
+        report.wall_ms as f64 / 1000.0,
+    );
+    Ok(())
+}
+
+async fn create_bucket(emulator: &Emulator) -> Result<(), String> {
+    let created = emulator.s3().create_bucket().bucket(BUCKET).send().await;
+    created
+        .map(|_| ())
+        .map_err(|e| format!("{}", aws_sdk_s3::error::DisplayErrorContext(&e)))
+}
+
+async fn stream_events_of(emulator: &Emulator, group: &str, stream: &str) -> u64 {
+    let clients = product_clients(emulator);
+    let mut count = 0u64;
+    let _ = archiver::workflow::read_events(
+        clients.logs.as_ref(),
+        group,
+        stream,
+        0,
+        None,
+        None,
+        archiver::workflow::ReadLimits::UNBOUNDED,
+        |_| {
+            count += 1;
+            Ok(())
+        },
+    )
+    .await;
+    count
+}
+
+/// Starts the run and polls the export until the manifest is written.
+async fn exported(input: serde_json::Value, clients: &Clients) -> Result<(RunState, ManifestBatch), String> {
+    let request = StartRequest {
+        input,
+        execution_start_time: None,
+        execution_id: None,
+    };
+    let mut run = start_export(request, clients).await.map_err(err)?;
+    let manifest = loop {
+        run = check_export(run, clients).await.map_err(err)?;
+        if let ExportState::Ready { manifest, .. } = &run.export {
+            break manifest.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let body = clients
+        .archive
+        .get(&manifest.bucket, &manifest.key)
+        .await
+        .map_err(err)?
+        .ok_or("no manifest")?;
+    let mut batches: Vec<ManifestBatch> = serde_json::from_slice(&body).map_err(err)?;
+    if batches.len() != 1 {
+        return Err(format!("expected one Map item, got {}", batches.len()));
+    }
+    Ok((run, batches.remove(0)))
+}
+
+/// The handler process: the product's configuration from the environment,
+/// the two steps looped as the state machine loops them.
+async fn handler(state: &std::path::Path) -> Result<(), String> {
+    let input: HandlerInput = serde_json::from_slice(&std::fs::read(state).map_err(err)?).map_err(err)?;
+    let clients = Clients::from_env().await;
+    let started = Instant::now();
+    let item = run_map_item(&input.run, input.batch, &clients).await.map_err(err)?;
+    let report = HandlerReport {
+        scan_invocations: item.scan_invocations,
+        rebuild_invocations: item.rebuild_invocations,
+        failed: item.summary.failed,
+        wall_ms: started.elapsed().as_millis(),
+        peak_rss_kib: peak_rss_kib(),
+    };
+    println!("{}", serde_json::to_string(&report).map_err(err)?);
+    Ok(())
+}
+
+/// The process's peak resident set (VmHWM), in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn group(streams: u64) -> Result<(), String> {
+    let group = "/bench/group";
+    let stack = Stack::start(0.2).await.map_err(err)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let (cutoff_ms, cutoff) = cutoff_days_ago(3);
+    let mixed_every = 10;
+    for s in 0..streams {
+        let name = format!("2026/11/{:02}/[$LATEST]{s:06x}", 1 + s % 28);
+        let mut events: Vec<(i64, String)> = (0..5)
+            .map(|i| (cutoff_ms - DAY + i, message(s * 10 + i as u64)))
+            .collect();
+        if s % mixed_every == 0 {
+            events.extend((0..5).map(|i| (cutoff_ms + HOUR + i, message(s * 10 + 5 + i as u64))));
+        }
+        stack
+            .emulator
+            .seed_with_ingestion(group, &name, &events, now - 3 * HOUR)
+            .await
+            .map_err(err)?;
+    }
+    create_bucket(&stack.emulator).await?;
+    let input = json!({"logGroupName": group, "cutoff": cutoff, "bucket": BUCKET, "pollSeconds": 1});
+    let started = Instant::now();
+    let name = format!("bench-{streams}");
+    let run = stack.run(&name, &input, Duration::from_secs(3600)).await.map_err(err)?;
+    let wall = started.elapsed();
+    if run.status != "SUCCEEDED" {
+        return Err(format!("{run:?}"));
+    }
+    let (events, parent_transitions, largest) = history(&stack, &name).await?;
+    // The engine keeps no history of the Distributed Map's child executions;
+    // their transitions follow from the invocations: each is a Task and a
+    // Choice (ScanDone?, RebuildDone?), and each item ends in a Succeed.
+    let interposer = &stack.interposer;
+    let scans = interposer.invocations("scan-stream");
+    let rebuilds = interposer.invocations("rebuild-stream");
+    let items = streams.div_ceil(archiver::input::DEFAULT_STREAMS_PER_BATCH as u64);
+    let transitions = parent_transitions + 2 * (scans + rebuilds) + items;
+    let largest = largest.max(interposer.largest_payload());
+    let mixed = streams.div_ceil(mixed_every);
+    println!(
+        "| {streams} | {} | {mixed} | {transitions} ({parent_transitions} + {items} items) | {:.3} | {events} | {:.1} KiB | {:.0} s |",
+        streams - mixed,
+        transitions as f64 / streams as f64,
+        largest as f64 / 1024.0,
+        wall.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// History events, state transitions (states entered) and the largest
+/// state input or output of an execution, in bytes.
+async fn history(stack: &Stack, name: &str) -> Result<(u64, u64, usize), String> {
+    let arn = format!(
+        "{}:{name}",
+        stack.state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+    );
+    let sfn = stack.emulator.sfn();
+    let (mut events, mut transitions, mut largest) = (0u64, 0u64, 0usize);
+    let mut token = None;
+    loop {
+        let page = sfn
+            .get_execution_history()
+            .execution_arn(&arn)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| format!("{}", aws_sdk_sfn::error::DisplayErrorContext(&e)))?;
+        for event in page.events() {
+            events += 1;
+            if let Some(d) = event.state_entered_event_details() {
+                transitions += 1;
+                largest = largest.max(d.input().map_or(0, str::len));
+            }
+            if let Some(d) = event.state_exited_event_details() {
+                largest = largest.max(d.output().map_or(0, str::len));
+            }
+        }
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok((events, transitions, largest));
+        }
+    }
+}
