@@ -23,6 +23,16 @@ pub const DEFAULT_REPLAY_MARGIN_HOURS: i64 = 24;
 pub const DEFAULT_INVOCATION_PAGES: i64 = 2_000;
 /// Default seconds of work per invocation, well inside the 900 s timeout.
 pub const DEFAULT_INVOCATION_SECONDS: i64 = 600;
+/// Default DeleteLogStream rate of a run: the account's quota.
+pub const DEFAULT_DELETES_PER_SECOND: i64 = 5;
+/// The Map state's `MaxConcurrency` in `statemachine/archive.asl.json`: the
+/// run's delete rate is split between this many concurrent items.
+pub const MAP_MAX_CONCURRENCY: i64 = 4;
+
+/// The pause between deletes of one invocation for a run-wide rate.
+fn delete_interval_ms(deletes_per_second: i64) -> u64 {
+    (1000 * MAP_MAX_CONCURRENCY / deletes_per_second.max(1)) as u64
+}
 /// Data can take up to 12 hours to become exportable, so the cutoff may not be newer.
 pub const MIN_CUTOFF_AGE_HOURS: i64 = 12;
 
@@ -92,6 +102,9 @@ pub struct ExecutionInput {
     /// Seconds of work one Lambda invocation does before it hands back a
     /// continuation (default 600, at most 840: the functions time out at 900).
     pub invocation_seconds: Option<i64>,
+    /// DeleteLogStream calls per second for the whole run, shared by the Map's
+    /// concurrent items (default 5, the account quota).
+    pub deletes_per_second: Option<i64>,
     /// Set by the state machine from `$$.Execution.StartTime`; the cutoff is
     /// computed from it so retries and re-runs of one execution agree.
     pub execution_start_time: Option<String>,
@@ -157,6 +170,9 @@ pub struct InvocationBudget {
     pub pages: u64,
     /// Seconds of work.
     pub seconds: u64,
+    /// Least time between two DeleteLogStream calls of one invocation (ms).
+    #[serde(default)]
+    pub delete_interval_ms: u64,
 }
 
 impl Default for InvocationBudget {
@@ -164,6 +180,7 @@ impl Default for InvocationBudget {
         Self {
             pages: DEFAULT_INVOCATION_PAGES as u64,
             seconds: DEFAULT_INVOCATION_SECONDS as u64,
+            delete_interval_ms: delete_interval_ms(DEFAULT_DELETES_PER_SECOND),
         }
     }
 }
@@ -372,6 +389,14 @@ impl ExecutionInput {
                 1,
                 840,
             ) as u64,
+            delete_interval_ms: delete_interval_ms(bounded(
+                &mut problem,
+                "deletesPerSecond",
+                self.deletes_per_second,
+                DEFAULT_DELETES_PER_SECOND,
+                1,
+                1000,
+            )),
         };
 
         match cutoff {
@@ -479,6 +504,16 @@ pub fn bucket_name_problem(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_delete_rate_is_split_over_the_map_concurrency_of_the_definition() {
+        let definition: serde_json::Value =
+            serde_json::from_str(include_str!("../../../statemachine/archive.asl.json")).unwrap();
+        let map = &definition["States"]["PruneStreams"];
+        assert_eq!(map["MaxConcurrency"], serde_json::json!(MAP_MAX_CONCURRENCY));
+        // Four items at 800 ms between deletes make the account's 5 TPS.
+        assert_eq!(InvocationBudget::default().delete_interval_ms, 800);
+    }
     use serde_json::json;
 
     fn start() -> DateTime<Utc> {

@@ -93,8 +93,14 @@ impl MetricSet {
 
     /// Prints the document as one line on stdout, where the Lambda runtime
     /// sends it to CloudWatch Logs (EMF is read from the function's log).
+    /// Outside Lambda (the local stack, tests, tools) there is no log to
+    /// read metrics from, so it goes to the debug log instead.
     pub fn emit(&self) {
-        println!("{}", self.to_json());
+        if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+            println!("{}", self.to_json());
+        } else {
+            tracing::debug!(metrics = %self.to_json(), "run metrics");
+        }
     }
 }
 

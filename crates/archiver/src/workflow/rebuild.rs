@@ -35,6 +35,8 @@ pub async fn rebuild_batch(request: RebuildRequest, clients: &Clients) -> Result
         Some(r) => (r.stream, r.outcomes, r.phase, r.restarts),
         None => (0, Vec::with_capacity(request.scan.plans.len()), None, 0),
     };
+    let delete_interval = std::time::Duration::from_millis(settings.budget.delete_interval_ms);
+    let mut last_delete: Option<tokio::time::Instant> = None;
     let rebuilder = Rebuilder {
         settings,
         layout: &layout,
@@ -61,6 +63,12 @@ pub async fn rebuild_batch(request: RebuildRequest, clients: &Clients) -> Result
         let outcome = match plan {
             StreamPlan::Leave { outcome, .. } => outcome,
             StreamPlan::Delete { stream, stored_bytes } => {
+                // Paced so that the Map's concurrent items together stay
+                // within the account's DeleteLogStream quota.
+                if let Some(last) = last_delete {
+                    tokio::time::sleep_until(last + delete_interval).await;
+                }
+                last_delete = Some(tokio::time::Instant::now());
                 let existed = clients.logs.delete_stream(&settings.log_group_name, &stream).await?;
                 clock.spend(1);
                 tracing::info!(stream, existed, "expired stream deleted");
