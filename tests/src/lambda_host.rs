@@ -17,6 +17,8 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::iam::Recorder;
+
 /// The function names the state machine uses, and their handlers.
 pub const FUNCTIONS: [&str; 4] = ["start-export", "check-export", "scan-stream", "rebuild-stream"];
 
@@ -37,7 +39,11 @@ pub async fn invoke(function: &str, event: Value, clients: Clients) -> Result<Va
     result.map_err(|e| (e.name().as_str().to_string(), e.to_string()))
 }
 
-async fn invocation(State(clients): State<Clients>, Path(function): Path<String>, body: String) -> Response {
+async fn invocation(
+    State((clients, recorder)): State<(Clients, Recorder)>,
+    Path(function): Path<String>,
+    body: String,
+) -> Response {
     // Accept a full ARN or a name with a qualifier, as Lambda does.
     let name = function.rsplit(":function:").next().unwrap_or(&function);
     let name = name.split(':').next().unwrap_or(name).to_string();
@@ -55,7 +61,7 @@ async fn invocation(State(clients): State<Clients>, Path(function): Path<String>
             }
         }
     };
-    match invoke(&name, event, clients).await {
+    match invoke(&name, event, recorder.wrap(&name, clients)).await {
         Ok(value) => (StatusCode::OK, Json(value)).into_response(),
         Err((error_type, error_message)) => {
             tracing::warn!(function = name, error_type, error_message, "handler failed");
@@ -78,10 +84,11 @@ pub async fn bind(port: u16) -> std::io::Result<(SocketAddr, TcpListener)> {
     Ok((listener.local_addr()?, listener))
 }
 
-/// Serves the handlers on `listener` with `clients`.
-pub async fn serve(listener: TcpListener, clients: Clients) -> std::io::Result<()> {
+/// Serves the handlers on `listener` with `clients`, recording each
+/// function's calls in `recorder`.
+pub async fn serve(listener: TcpListener, clients: Clients, recorder: Recorder) -> std::io::Result<()> {
     let app = Router::new()
         .route("/2015-03-31/functions/{function}/invocations", post(invocation))
-        .with_state(clients);
+        .with_state((clients, recorder));
     axum::serve(listener, app).await
 }

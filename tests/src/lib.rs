@@ -3,6 +3,8 @@
 
 pub mod demo;
 pub mod emulator;
+pub mod iam;
 pub mod lambda_host;
 pub mod scenario;
 pub mod stack;
+pub mod template;
