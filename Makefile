@@ -73,6 +73,17 @@ build: $(TOOLS_STAMP) ## the four Lambdas for provided.al2023 (ARCH=arm64 or x86
 	PATH="$(CURDIR)/$(TOOLS_VENV)/bin:$$PATH" $(TOOLS_VENV)/bin/cargo-lambda lambda build --release $$flag --output-format zip $(addprefix -p ,$(LAMBDAS))
 	@ls -l $(foreach f,$(LAMBDAS),target/lambda/$(f)/bootstrap.zip)
 
+.PHONY: deploy
+deploy: build $(SAM_STAMP) ## build, then sam deploy to your AWS account (guided the first time; see docs/deploy.md)
+	@# sam deploy packages the zips of make build itself; the answers of the
+	@# guided run are kept in infra/samconfig.toml for the next deploys.
+	cd infra && if [ -f samconfig.toml ]; then \
+		SAM_CLI_TELEMETRY=0 ../$(SAM_VENV)/bin/sam deploy --template-file template.yaml; \
+	else \
+		SAM_CLI_TELEMETRY=0 ../$(SAM_VENV)/bin/sam deploy --guided --template-file template.yaml \
+			--capabilities CAPABILITY_IAM --parameter-overrides Architecture=$(ARCH); \
+	fi
+
 .PHONY: lint
 lint: $(NODE_STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## rustfmt, clippy, asl-validator, cfn-lint, sam validate and checkov
 	$(CARGO) fmt --all -- --check
