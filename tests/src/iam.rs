@@ -210,6 +210,94 @@ pub fn required(call: &Call, kms: bool) -> Vec<Permission> {
     }
 }
 
+/// What the Lambda runtime itself does with a function's role: write the
+/// function's logs into its log group (`/aws/lambda/<stack>-<function>`).
+pub fn required_by_runtime(stack_name: &str, function: &str) -> Vec<Permission> {
+    let stream = format!(
+        "{}:log-stream:2026/01/01/[$LATEST]0123456789abcdef",
+        group_arn(&format!("/aws/lambda/{stack_name}-{function}"))
+    );
+    ["logs:CreateLogStream", "logs:PutLogEvents"]
+        .into_iter()
+        .map(|action| Permission {
+            principal: Principal::Role,
+            action,
+            resource: stream.clone(),
+        })
+        .collect()
+}
+
+/// The permissions one Task state (or Map ItemReader) needs from its state
+/// machine's role, after the definition's substitutions: `resource` is the
+/// integration ARN and `parameters` its `Parameters`. `object` stands for an
+/// object the ItemReader reads (its key is only known at run time), in a
+/// bucket encrypted with the archive key if `kms`.
+pub fn integration_required(
+    resource: &str,
+    parameters: &serde_json::Value,
+    object: &str,
+    kms: bool,
+) -> Vec<Permission> {
+    let role = |action: &'static str, resource: String| Permission {
+        principal: Principal::Role,
+        action,
+        resource,
+    };
+    let param = |name: &str| parameters[name].as_str().unwrap_or_default().to_string();
+    match resource {
+        "arn:aws:states:::lambda:invoke" => vec![role("lambda:InvokeFunction", param("FunctionName"))],
+        "arn:aws:states:::s3:getObject" => {
+            let mut needed = vec![role("s3:GetObject", object.to_string())];
+            if kms {
+                needed.push(role("kms:Decrypt", KEY_ARN.into()));
+            }
+            needed
+        }
+        "arn:aws:states:::aws-sdk:cloudwatchlogs:describeLogGroups" => {
+            vec![role("logs:DescribeLogGroups", "*".into())]
+        }
+        // Only the group's ARN is known at run time; any selected group will do.
+        "arn:aws:states:::aws-sdk:cloudwatchlogs:listTagsForResource" => {
+            vec![role("logs:ListTagsForResource", group_arn("/app/selected"))]
+        }
+        // .sync waits through a managed EventBridge rule and may stop the child.
+        "arn:aws:states:::states:startExecution.sync:2" => {
+            let machine = param("StateMachineArn");
+            let executions = format!("{}:child-1", machine.replace(":stateMachine:", ":execution:"));
+            let rule = format!(
+                "arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule"
+            );
+            vec![
+                role("states:StartExecution", machine),
+                role("states:DescribeExecution", executions.clone()),
+                role("states:StopExecution", executions),
+                role("events:PutTargets", rule.clone()),
+                role("events:PutRule", rule.clone()),
+                role("events:DescribeRule", rule),
+            ]
+        }
+        other => panic!("no IAM mapping for the integration {other}: add it to iam::integration_required"),
+    }
+}
+
+/// What a Distributed Map needs: to run its items as child executions of
+/// the state machine `own_arn`.
+pub fn distributed_map_required(own_arn: &str) -> Vec<Permission> {
+    let executions = format!("{}/map-run:child-1", own_arn.replace(":stateMachine:", ":execution:"));
+    [
+        ("states:StartExecution", own_arn.to_string()),
+        ("states:DescribeExecution", executions.clone()),
+        ("states:StopExecution", executions),
+    ]
+    .into_iter()
+    .map(|(action, resource)| Permission {
+        principal: Principal::Role,
+        action,
+        resource,
+    })
+    .collect()
+}
+
 struct RecordingLogs {
     inner: Arc<dyn LogStore>,
     function: String,

@@ -6,9 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use cwl_archiver_e2e::iam::{Call, KEY_ARN, Permission, Principal, required};
+use cwl_archiver_e2e::iam::{
+    Call, KEY_ARN, Permission, Principal, distributed_map_required, integration_required, required, required_by_runtime,
+};
 use cwl_archiver_e2e::scenario::*;
-use cwl_archiver_e2e::stack::{ACCOUNT_ID, LOCAL_FUNCTIONS, REGION, Stack, local_context};
+use cwl_archiver_e2e::stack::{ACCOUNT_ID, LOCAL_FUNCTIONS, LOCAL_STACK_NAME, REGION, Stack, local_context};
 use cwl_archiver_e2e::template::{Context, Statement, Template, placeholders, render_substituted};
 use serde_json::json;
 
@@ -46,6 +48,29 @@ fn every_definition_gets_exactly_the_substitutions_it_uses() {
         placeholders("a ${One} b ${!Literal} c ${Two}"),
         BTreeSet::from(["One".to_string(), "Two".to_string()])
     );
+}
+
+#[test]
+fn the_schedule_input_is_what_the_parent_and_each_group_accept() {
+    let template = Template::load().unwrap();
+    let ctx = local_context(&template);
+    let text = template
+        .resolve(&template.properties("Schedule").unwrap()["Target"]["Input"], &ctx)
+        .unwrap()
+        .unwrap();
+    let input: serde_json::Value = serde_json::from_str(text.as_str().unwrap()).unwrap();
+    assert_eq!(input["logGroupNamePrefix"], ctx.parameters["LogGroupNamePrefix"]);
+    // What the parent hands each group: the archive settings, the group, the
+    // deployment's bucket and prefix; the archiver validates it as it would.
+    let mut group_input = input["archive"].clone();
+    group_input["logGroupName"] = json!("/aws/lambda/orders");
+    group_input["bucket"] = json!(BUCKET);
+    group_input["prefix"] = json!(ctx.parameters["ArchivePrefix"]);
+    let settings = archiver::input::ExecutionInput::from_json(group_input)
+        .unwrap()
+        .validate(chrono::Utc::now())
+        .unwrap();
+    assert_eq!(settings.mode.as_str(), ctx.parameters["ArchiveMode"]);
 }
 
 /// Seeds a group with an expired and a mixed stream; returns the events to keep.
@@ -223,9 +248,15 @@ async fn parent_fails_when_a_group_fails_and_goes_on_with_the_others() {
 /// The template resolved for an IAM check: the created bucket under SSE-KMS
 /// (the most permissions), log groups limited to `/app/*`.
 fn iam_context(template: &Template) -> Context {
-    template
-        .context("cwl-archiver")
-        .parameter("Encryption", "SSE-KMS")
+    let ctx = LOCAL_FUNCTIONS
+        .iter()
+        .fold(template.context(LOCAL_STACK_NAME), |ctx, (logical, name)| {
+            ctx.resource(
+                &format!("{}.Arn", logical.replace("Function", "Logs")),
+                &format!("arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:/aws/lambda/{LOCAL_STACK_NAME}-{name}:*"),
+            )
+        });
+    ctx.parameter("Encryption", "SSE-KMS")
         .parameter("LogGroupNamePattern", "/app/*")
         .resource("ArchiveBucket", BUCKET)
         .resource("ArchiveBucket.Arn", &format!("arn:aws:s3:::{BUCKET}"))
@@ -274,11 +305,11 @@ impl Policies {
         }
     }
 
-    fn allows(&self, call: &Call, permission: &Permission) -> bool {
+    fn allows(&self, function: &str, permission: &Permission) -> bool {
         match &permission.principal {
             Principal::Role => {
                 let keys = HashMap::from([("aws:SecureTransport".to_string(), "true".to_string())]);
-                allowed(&self.roles[&call.function], permission, &keys)
+                allowed(&self.roles[function], permission, &keys)
             }
             Principal::LogsService { group } => {
                 let keys = HashMap::from([
@@ -330,14 +361,24 @@ async fn every_call_is_allowed_by_the_role_of_the_function_that_makes_it() {
 
     let mut denied = Vec::new();
     let mut used: BTreeSet<(String, String)> = BTreeSet::new();
-    for call in &calls {
-        for permission in required(call, true) {
-            if !policies.allows(call, &permission) {
-                denied.push(format!("{} {} -> {permission:?}", call.function, call.method));
-            }
-            if permission.principal == Principal::Role {
-                used.insert((call.function.clone(), permission.action.to_string()));
-            }
+    let needed = calls
+        .iter()
+        .flat_map(|call| {
+            required(call, true)
+                .into_iter()
+                .map(|p| (call.function.clone(), call.method, p))
+        })
+        .chain(functions.iter().flat_map(|f| {
+            required_by_runtime(LOCAL_STACK_NAME, f)
+                .into_iter()
+                .map(|p| (f.to_string(), "(runtime logs)", p))
+        }));
+    for (function, method, permission) in needed {
+        if !policies.allows(&function, &permission) {
+            denied.push(format!("{function} {method} -> {permission:?}"));
+        }
+        if permission.principal == Principal::Role {
+            used.insert((function, permission.action.to_string()));
         }
     }
     assert!(denied.is_empty(), "denied:\n{}", denied.join("\n"));
@@ -355,6 +396,73 @@ async fn every_call_is_allowed_by_the_role_of_the_function_that_makes_it() {
     }
 }
 
+/// Every permission the Task states and Map states of a definition need.
+fn definition_needs(state: &serde_json::Value, own_arn: &str, out: &mut Vec<Permission>) {
+    let object = format!("arn:aws:s3:::{BUCKET}/cwl-archiver/app/x/@runs/r/manifest.json");
+    match state {
+        serde_json::Value::Object(map) => {
+            if map.get("Type").and_then(|t| t.as_str()) == Some("Task") {
+                let resource = map["Resource"].as_str().unwrap();
+                out.extend(integration_required(resource, &map["Parameters"], &object, true));
+            }
+            if let Some(reader) = map.get("ItemReader") {
+                let resource = reader["Resource"].as_str().unwrap();
+                out.extend(integration_required(resource, &reader["Parameters"], &object, true));
+            }
+            if map.get("Mode").and_then(|m| m.as_str()) == Some("DISTRIBUTED") {
+                out.extend(distributed_map_required(own_arn));
+            }
+            map.values().for_each(|v| definition_needs(v, own_arn, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| definition_needs(v, own_arn, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_state_machine_integration_is_allowed_by_its_role() {
+    let template = Template::load().unwrap();
+    let machine_arn =
+        |name: &str| format!("arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{LOCAL_STACK_NAME}-{name}");
+    // With a tag filter, so that its ListTagsForResource is checked too.
+    let ctx = LOCAL_FUNCTIONS
+        .iter()
+        .fold(iam_context(&template), |ctx, (logical, name)| {
+            ctx.resource(&format!("{logical}.Arn"), &cwl_archiver_e2e::stack::function_arn(name))
+        })
+        .parameter("LogGroupTagKey", "archive")
+        .parameter("LogGroupTagValue", "yes")
+        .resource("ArchiveStateMachine", &machine_arn("archive"))
+        .resource("ArchiveStateMachine.Name", &format!("{LOCAL_STACK_NAME}-archive"))
+        .resource("ParentStateMachine", &machine_arn("all-groups"));
+    for (machine, role, name) in [
+        ("ArchiveStateMachine", "ArchiveStateMachineRole", "archive"),
+        ("ParentStateMachine", "ParentStateMachineRole", "all-groups"),
+    ] {
+        let definition: serde_json::Value =
+            serde_json::from_str(&template.state_machine_definition(machine, &ctx).unwrap()).unwrap();
+        let statements = template.role_statements(role, &ctx).unwrap();
+        let mut needed = Vec::new();
+        definition_needs(&definition, &machine_arn(name), &mut needed);
+        let keys = HashMap::new();
+        let denied: Vec<_> = needed.iter().filter(|p| !allowed(&statements, p, &keys)).collect();
+        assert!(denied.is_empty(), "{role} denies {denied:#?}");
+        // Every other grant is needed by a state, except log delivery and
+        // X-Ray, which the Logging and Tracing properties use.
+        for statement in statements.iter().filter(|s| s.allow) {
+            if matches!(statement.sid.as_deref(), Some("LogDelivery" | "Tracing")) {
+                continue;
+            }
+            for action in &statement.actions {
+                assert!(
+                    needed.iter().any(|p| p.action == action),
+                    "{role} grants {action}, which no state of {machine} needs"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn a_missing_permission_is_caught() {
     let template = Template::load().unwrap();
@@ -367,29 +475,21 @@ fn a_missing_permission_is_caught() {
     use cwl_archiver_e2e::iam::Target;
     // scan-stream may not delete streams; rebuild-stream may.
     let delete = |f| call(f, "delete_stream", Target::Stream("/app/x".into(), "s".into()));
-    let needs = |c: &Call| required(c, true);
-    assert!(
-        needs(&delete("scan-stream"))
-            .iter()
-            .any(|p| !policies.allows(&delete("scan-stream"), p))
-    );
-    assert!(
-        needs(&delete("rebuild-stream"))
-            .iter()
-            .all(|p| policies.allows(&delete("rebuild-stream"), p))
-    );
+    let denied = |c: &Call| required(c, true).iter().any(|p| !policies.allows(&c.function, p));
+    assert!(denied(&delete("scan-stream")));
+    assert!(!denied(&delete("rebuild-stream")));
     // Outside LogGroupNamePattern (/app/*) nothing is allowed.
     let outside = call(
         "rebuild-stream",
         "delete_stream",
         Target::Stream("/other/x".into(), "s".into()),
     );
-    assert!(needs(&outside).iter().any(|p| !policies.allows(&outside, p)));
+    assert!(denied(&outside));
     // Outside the archive prefix neither.
     let stray = call(
         "check-export",
         "put",
         Target::Object(BUCKET.into(), "elsewhere/x".into()),
     );
-    assert!(needs(&stray).iter().any(|p| !policies.allows(&stray, p)));
+    assert!(denied(&stray));
 }
