@@ -61,7 +61,9 @@ $(eval $(call lint_venv,CHECKOV,infra/requirements-checkov.txt))
 $(eval $(call lint_venv,TOOLS,infra/requirements-build.txt))
 
 .PHONY: lint-tools
-lint-tools: $(SAM_STAMP) $(CHECKOV_STAMP) ## install cfn-lint, the SAM CLI and checkov (pinned, in their own virtualenvs)
+lint-tools: ## install cfn-lint, the SAM CLI and checkov (pinned, in their own virtualenvs)
+	@# Both at once: most of a cold install is waiting on downloads.
+	@$(MAKE) --no-print-directory -j2 $(SAM_STAMP) $(CHECKOV_STAMP)
 
 .PHONY: build
 build: $(TOOLS_STAMP) ## the four Lambdas for provided.al2023 (ARCH=arm64 or x86_64), zipped under target/lambda/
@@ -74,7 +76,7 @@ build: $(TOOLS_STAMP) ## the four Lambdas for provided.al2023 (ARCH=arm64 or x86
 	@ls -l $(foreach f,$(LAMBDAS),target/lambda/$(f)/bootstrap.zip)
 
 .PHONY: deploy
-deploy: build $(SAM_STAMP) ## build, then sam deploy to your AWS account (guided the first time; see docs/deploy.md)
+deploy: build lint-tools ## build, then sam deploy to your AWS account (guided the first time; see docs/deploy.md)
 	@# sam deploy packages the zips of make build itself; the answers of the
 	@# guided run are kept in infra/samconfig.toml for the next deploys.
 	cd infra && if [ -f samconfig.toml ]; then \
@@ -85,7 +87,7 @@ deploy: build $(SAM_STAMP) ## build, then sam deploy to your AWS account (guided
 	fi
 
 .PHONY: lint
-lint: $(NODE_STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) ## rustfmt, clippy, asl-validator, cfn-lint, sam validate and checkov
+lint: $(NODE_STAMP) lint-tools ## rustfmt, clippy, asl-validator, cfn-lint, sam validate and checkov
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	node_modules/.bin/asl-validator $(addprefix --json-path ,$(wildcard statemachine/*.asl.json))
