@@ -463,6 +463,29 @@ fn every_state_machine_integration_is_allowed_by_its_role() {
 }
 
 #[test]
+fn an_existing_bucket_replaces_the_created_one_in_every_role() {
+    use cwl_archiver_e2e::iam::Target;
+    let template = Template::load().unwrap();
+    let ctx = iam_context(&template).parameter("ExistingBucketName", "their-bucket");
+    let checkpoint = |bucket: &str| Call {
+        function: "start-export".into(),
+        method: "get",
+        target: Target::Object(bucket.into(), "cwl-archiver/app/x/@checkpoint.json".into()),
+    };
+    let statements = template.role_statements("StartExportRole", &ctx).unwrap();
+    let keys = HashMap::new();
+    // No created bucket, so no key either: S3 permissions only.
+    let ok = |call: &Call| required(call, false).iter().all(|p| allowed(&statements, p, &keys));
+    assert!(ok(&checkpoint("their-bucket")));
+    assert!(!ok(&checkpoint(BUCKET)));
+    assert!(
+        statements
+            .iter()
+            .all(|s| !s.actions.iter().any(|a| a.starts_with("kms:")))
+    );
+}
+
+#[test]
 fn a_missing_permission_is_caught() {
     let template = Template::load().unwrap();
     let policies = Policies::of(&template);
