@@ -1,6 +1,7 @@
 # cwl-archiver: every set-up step the README promises lives here.
 #   make demo   build, start the local stack, archive a realistic log group, print what happened
 #   make test   lint and the whole test suite, end-to-end scenarios included
+#   make build  the four Lambdas, zipped for provided.al2023; make deploy  SAM deploy
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -9,6 +10,20 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The lint tools for the SAM template, apart from the emulator's .venv (their
+# pins clash with moto's) and from each other (checkov pins an older boto3).
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# cargo-lambda and the zig it links with, for make build.
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
+TEMPLATE := infra/template.yaml
+# Lambda architecture: arm64 (Graviton) unless ARCH=x86_64; the template's
+# Architecture parameter must match (make deploy passes it).
+ARCH ?= arm64
+LAMBDAS := start-export check-export scan-stream rebuild-stream
 STACK_DIR := .stack
 CARGO ?= cargo
 
@@ -33,15 +48,55 @@ $(NODE_STAMP): package.json package-lock.json
 .PHONY: node-tools
 node-tools: $(NODE_STAMP) ## install the npm tools (asl-validator)
 
+# One rule per lint virtualenv: NAME, requirements file.
+define lint_venv
+$$($(1)_STAMP): $(2)
+	@command -v $$(PYTHON) >/dev/null || { echo "Python 3 is needed for the template lint tools: install python3 (3.10+)"; exit 1; }
+	$$(PYTHON) -m venv $$($(1)_VENV)
+	$$($(1)_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(2)
+	@touch $$@
+endef
+$(eval $(call lint_venv,SAM,infra/requirements-sam.txt))
+$(eval $(call lint_venv,CHECKOV,infra/requirements-checkov.txt))
+$(eval $(call lint_venv,TOOLS,infra/requirements-build.txt))
+
+.PHONY: lint-tools
+lint-tools: ## install cfn-lint, the SAM CLI and checkov (pinned, in their own virtualenvs)
+	@# Both at once: most of a cold install is waiting on downloads.
+	@$(MAKE) --no-print-directory -j2 $(SAM_STAMP) $(CHECKOV_STAMP)
+
 .PHONY: build
-build: ## build every crate
-	$(CARGO) build --workspace --all-targets
+build: $(TOOLS_STAMP) ## the four Lambdas for provided.al2023 (ARCH=arm64 or x86_64), zipped under target/lambda/
+	@case "$(ARCH)" in arm64) target=aarch64-unknown-linux-gnu; flag=--arm64;; x86_64) target=x86_64-unknown-linux-gnu; flag=--x86-64;; \
+		*) echo "ARCH must be arm64 or x86_64, not $(ARCH)"; exit 1;; esac; \
+	if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$$target"; then \
+		rustup target add "$$target" || { echo "the Rust standard library for $$target could not be installed;" \
+			"build for this machine's architecture with: make build ARCH=x86_64 (and deploy with ARCH=x86_64)"; exit 1; }; fi; \
+	PATH="$(CURDIR)/$(TOOLS_VENV)/bin:$$PATH" $(TOOLS_VENV)/bin/cargo-lambda lambda build --release $$flag --output-format zip $(addprefix -p ,$(LAMBDAS))
+	@ls -l $(foreach f,$(LAMBDAS),target/lambda/$(f)/bootstrap.zip)
+
+.PHONY: deploy
+deploy: build lint-tools ## build, then sam deploy to your AWS account (guided the first time; see docs/deploy.md)
+	@# sam deploy packages the zips of make build itself; the answers of the
+	@# guided run are kept in infra/samconfig.toml for the next deploys.
+	cd infra && if [ -f samconfig.toml ]; then \
+		SAM_CLI_TELEMETRY=0 ../$(SAM_VENV)/bin/sam deploy --template-file template.yaml; \
+	else \
+		SAM_CLI_TELEMETRY=0 ../$(SAM_VENV)/bin/sam deploy --guided --template-file template.yaml \
+			--capabilities CAPABILITY_IAM --parameter-overrides Architecture=$(ARCH); \
+	fi
 
 .PHONY: lint
-lint: $(NODE_STAMP) doc ## rustfmt, clippy, asl-validator and the library docs without warnings
+lint: $(NODE_STAMP) lint-tools doc ## rustfmt, clippy, asl-validator, library docs without warnings, cfn-lint, sam validate and checkov
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	node_modules/.bin/asl-validator $(addprefix --json-path ,$(wildcard statemachine/*.asl.json))
+	$(SAM_VENV)/bin/cfn-lint $(TEMPLATE)
+	@# Offline: SAM only needs a region and some credentials to exist.
+	AWS_ACCESS_KEY_ID=lint AWS_SECRET_ACCESS_KEY=lint AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 \
+		SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template $(TEMPLATE)
+	@# Offline: no policy download, no platform look-up.
+	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation --file $(TEMPLATE)
 
 .PHONY: test
 test: $(VENV_STAMP) lint ## lint, then every test including the end-to-end scenarios
@@ -85,4 +140,4 @@ stack-down: ## stop the local stack started by stack-up
 .PHONY: clean
 clean: ## remove build output, the virtualenv and npm tools
 	$(CARGO) clean
-	rm -rf $(VENV) node_modules $(STACK_DIR)
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(TOOLS_VENV) node_modules $(STACK_DIR)

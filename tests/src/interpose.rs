@@ -19,8 +19,7 @@ use std::sync::{Arc, Mutex};
 use archiver::batch::LogBatch;
 use archiver::error::Result;
 use archiver::store::{
-    ArchiveStore, EventsPage, ExportRequest, ExportStart, ExportTask, GroupInfo, LogStore, ObjectInfo, ObjectRange,
-    StreamInfo,
+    ArchiveStore, EventsPage, ExportRequest, ExportStart, ExportTask, GroupInfo, LogStore, ObjectInfo, StreamInfo,
 };
 use archiver::workflow::Clients;
 use async_trait::async_trait;
@@ -270,9 +269,6 @@ impl ArchiveStore for InterposedArchive {
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>> {
         interposed!(self, "GetObject", self.inner.get(bucket, key))
     }
-    async fn get_range(&self, bucket: &str, key: &str, offset: u64, max_len: u64) -> Result<Option<ObjectRange>> {
-        interposed!(self, "GetObject", self.inner.get_range(bucket, key, offset, max_len))
-    }
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool> {
         interposed!(self, "HeadObject", self.inner.exists(bucket, key))
     }
@@ -284,36 +280,5 @@ impl ArchiveStore for InterposedArchive {
     }
     async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
         interposed!(self, "DeleteObject", self.inner.delete(bucket, key))
-    }
-    async fn start_upload(&self, bucket: &str, key: &str) -> Result<String> {
-        interposed!(self, "CreateMultipartUpload", self.inner.start_upload(bucket, key))
-    }
-    async fn upload_part(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        part_number: i32,
-        body: Bytes,
-    ) -> Result<String> {
-        interposed!(
-            self,
-            "UploadPart",
-            self.inner.upload_part(bucket, key, upload_id, part_number, body)
-        )
-    }
-    async fn complete_upload(&self, bucket: &str, key: &str, upload_id: &str, etags: Vec<String>) -> Result<()> {
-        interposed!(
-            self,
-            "CompleteMultipartUpload",
-            self.inner.complete_upload(bucket, key, upload_id, etags)
-        )
-    }
-    async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
-        interposed!(
-            self,
-            "AbortMultipartUpload",
-            self.inner.abort_upload(bucket, key, upload_id)
-        )
     }
 }

@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::iam::Recorder;
 use crate::interpose::Interposer;
 
 /// The function names the state machine uses, and their handlers.
@@ -47,12 +48,16 @@ pub struct HostState {
     pub clients: Clients,
     /// The rules tests arm.
     pub interposer: Interposer,
+    /// The calls each function made, for the IAM checks.
+    pub recorder: Recorder,
 }
 
 /// Runs one invocation as its own task, so that a crash (a panic) ends only
 /// that invocation, reported as Lambda reports a process that died.
 async fn invoke_isolated(function: String, event: Value, state: HostState) -> Result<Value, (String, String)> {
-    let clients = state.interposer.wrap(&function, &state.clients);
+    let clients = state
+        .recorder
+        .wrap(&function, state.interposer.wrap(&function, &state.clients));
     let task = tokio::spawn(async move { invoke(&function, event, clients).await });
     match task.await {
         Ok(result) => result,

@@ -3,8 +3,10 @@
 
 pub mod demo;
 pub mod emulator;
+pub mod iam;
 pub mod interpose;
 pub mod invariants;
 pub mod lambda_host;
 pub mod scenario;
 pub mod stack;
+pub mod template;

@@ -8,8 +8,10 @@ use aws_config::retry::RetryConfig;
 use serde_json::Value;
 
 use crate::emulator::{Emulator, EmulatorOptions, HarnessError};
+use crate::iam::Recorder;
 use crate::interpose::Interposer;
 use crate::lambda_host;
+use crate::template::{Context, Template};
 
 /// Account id moto uses.
 pub const ACCOUNT_ID: &str = "123456789012";
@@ -44,19 +46,36 @@ pub fn render_definition(template: &str, substitutions: &[(&str, String)]) -> Re
     }
 }
 
-/// `statemachine/archive.asl.json` with the local function ARNs.
+/// The template's functions and the names the local Lambda host serves them under.
+pub const LOCAL_FUNCTIONS: [(&str, &str); 4] = [
+    ("StartExportFunction", "start-export"),
+    ("CheckExportFunction", "check-export"),
+    ("ScanStreamFunction", "scan-stream"),
+    ("RebuildStreamFunction", "rebuild-stream"),
+];
+
+/// The stack name the local stack resolves `AWS::StackName` to.
+pub const LOCAL_STACK_NAME: &str = "cwl-archiver";
+
+/// The template's context in the local stack: its parameter defaults and the
+/// local function ARNs.
+pub fn local_context(template: &Template) -> Context {
+    LOCAL_FUNCTIONS
+        .iter()
+        .fold(template.context(LOCAL_STACK_NAME), |ctx, (logical, name)| {
+            ctx.resource(&format!("{logical}.Arn"), &function_arn(name))
+        })
+}
+
+/// The archive state machine's definition as the template deploys it, with
+/// the local function ARNs.
 pub fn local_archive_definition() -> Result<String, String> {
-    let path = workspace_root().join("statemachine/archive.asl.json");
-    let template = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    render_definition(
-        &template,
-        &[
-            ("StartExportFunctionArn", function_arn("start-export")),
-            ("CheckExportFunctionArn", function_arn("check-export")),
-            ("ScanStreamFunctionArn", function_arn("scan-stream")),
-            ("RebuildStreamFunctionArn", function_arn("rebuild-stream")),
-        ],
-    )
+    let template = Template::load()?;
+    template.state_machine_definition("ArchiveStateMachine", &local_context(&template))
+}
+
+fn control_error(body: String) -> HarnessError {
+    HarnessError::Control { status: 0, body }
 }
 
 /// The product's AWS configuration against an endpoint: what the Lambdas
@@ -78,6 +97,8 @@ pub struct Stack {
     pub state_machine_arn: String,
     /// Crashes and hooks inside the Lambda functions.
     pub interposer: Interposer,
+    /// The store calls each function made.
+    pub recorder: Recorder,
     host: tokio::task::JoinHandle<()>,
 }
 
@@ -98,34 +119,46 @@ impl Stack {
         })
         .await?;
         let interposer = Interposer::default();
+        let recorder = Recorder::default();
         let state = lambda_host::HostState {
             clients: product_clients(&emulator),
             interposer: interposer.clone(),
+            recorder: recorder.clone(),
         };
         let host = tokio::spawn(async move {
             if let Err(e) = lambda_host::serve(listener, state).await {
                 eprintln!("lambda host stopped: {e}");
             }
         });
-        let definition = local_archive_definition().map_err(|e| HarnessError::Control { status: 0, body: e })?;
-        let created = emulator
-            .sfn()
-            .create_state_machine()
-            .name("cwl-archiver")
-            .definition(definition)
-            .role_arn(STATE_MACHINE_ROLE)
-            .send()
-            .await
-            .map_err(|e| HarnessError::Control {
-                status: 0,
-                body: format!("CreateStateMachine: {}", aws_sdk_sfn::error::DisplayErrorContext(&e)),
-            })?;
+        let definition = local_archive_definition().map_err(control_error)?;
+        let state_machine_arn = create_state_machine(&emulator, "cwl-archiver", definition).await?;
         Ok(Stack {
-            state_machine_arn: created.state_machine_arn().to_string(),
+            state_machine_arn,
             emulator,
             interposer,
+            recorder,
             host,
         })
+    }
+
+    /// Deploys the account-wide state machine of the template over this
+    /// stack's archive state machine, archiving into `bucket`; `context`
+    /// may override parameters (a tag filter, for instance). Returns its ARN.
+    pub async fn deploy_parent(
+        &self,
+        bucket: &str,
+        context: impl FnOnce(Context) -> Context,
+    ) -> Result<String, HarnessError> {
+        let template = Template::load().map_err(control_error)?;
+        let ctx = context(
+            local_context(&template)
+                .resource("ArchiveStateMachine", &self.state_machine_arn)
+                .resource("ArchiveBucket", bucket),
+        );
+        let definition = template
+            .state_machine_definition("ParentStateMachine", &ctx)
+            .map_err(control_error)?;
+        create_state_machine(&self.emulator, "cwl-archiver-all-groups", definition).await
     }
 
     /// Clients as the product uses them, for checks and for driving steps directly.
@@ -141,10 +174,21 @@ impl Stack {
         input: &Value,
         timeout: std::time::Duration,
     ) -> Result<Execution, HarnessError> {
+        self.run_on(&self.state_machine_arn, name, input, timeout).await
+    }
+
+    /// [`Stack::run`] on another state machine of the stack.
+    pub async fn run_on(
+        &self,
+        state_machine_arn: &str,
+        name: &str,
+        input: &Value,
+        timeout: std::time::Duration,
+    ) -> Result<Execution, HarnessError> {
         let sfn = self.emulator.sfn();
         let started = sfn
             .start_execution()
-            .state_machine_arn(&self.state_machine_arn)
+            .state_machine_arn(state_machine_arn)
             .name(name)
             .input(input.to_string())
             .send()
@@ -186,6 +230,24 @@ impl Stack {
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
     }
+}
+
+async fn create_state_machine(emulator: &Emulator, name: &str, definition: String) -> Result<String, HarnessError> {
+    let created = emulator
+        .sfn()
+        .create_state_machine()
+        .name(name)
+        .definition(definition)
+        .role_arn(STATE_MACHINE_ROLE)
+        .send()
+        .await
+        .map_err(|e| {
+            control_error(format!(
+                "CreateStateMachine {name}: {}",
+                aws_sdk_sfn::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    Ok(created.state_machine_arn().to_string())
 }
 
 /// How an execution ended.

@@ -13,7 +13,7 @@ use crate::error::{ArchiverError, Result};
 use crate::event::LogEvent;
 use crate::store::{
     ArchiveStore, EventsPage, ExportRequest, ExportStart, ExportStatus, ExportTask, GroupInfo, LogStore, ObjectInfo,
-    ObjectRange, RejectedEvents, StreamInfo,
+    RejectedEvents, StreamInfo,
 };
 
 /// Attempts per call, counting the first: throttling at 5 TPS quotas is
@@ -387,40 +387,6 @@ impl ArchiveStore for S3Archive {
         }
     }
 
-    async fn get_range(&self, bucket: &str, key: &str, offset: u64, max_len: u64) -> Result<Option<ObjectRange>> {
-        let last = offset.saturating_add(max_len.max(1)) - 1;
-        let request = self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .range(format!("bytes={offset}-{last}"));
-        match request.send().await {
-            Ok(out) => {
-                // `Content-Range: bytes a-b/total`; without it the whole object came back.
-                let total = out
-                    .content_range()
-                    .and_then(|r| r.rsplit('/').next())
-                    .and_then(|t| t.parse::<u64>().ok());
-                let body = out.body.collect().await.map_err(|e| ArchiverError::Service {
-                    operation: "GetObject",
-                    message: format!("reading s3://{bucket}/{key}: {e}"),
-                    retryable: true,
-                })?;
-                let bytes = body.into_bytes();
-                let total_size = total.unwrap_or(offset + bytes.len() as u64);
-                Ok(Some(ObjectRange { bytes, total_size }))
-            }
-            Err(e) if is_not_found(&e) => Ok(None),
-            // A range that starts at or past the end of the object.
-            Err(e) if e.code() == Some("InvalidRange") => Ok(Some(ObjectRange {
-                bytes: Bytes::new(),
-                total_size: offset,
-            })),
-            Err(e) => Err(sdk_error("GetObject", e)),
-        }
-    }
-
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool> {
         match self.client.head_object().bucket(bucket).key(key).send().await {
             Ok(_) => Ok(true),
@@ -467,80 +433,5 @@ impl ArchiveStore for S3Archive {
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(sdk_error("DeleteObject", e)),
         }
-    }
-
-    async fn start_upload(&self, bucket: &str, key: &str) -> Result<String> {
-        let out = self
-            .client
-            .create_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| sdk_error("CreateMultipartUpload", e))?;
-        out.upload_id()
-            .map(str::to_string)
-            .ok_or_else(|| ArchiverError::Internal("CreateMultipartUpload returned no upload id".into()))
-    }
-
-    async fn upload_part(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        part_number: i32,
-        body: Bytes,
-    ) -> Result<String> {
-        let out = self
-            .client
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(part_number)
-            .body(body.into())
-            .send()
-            .await
-            .map_err(|e| sdk_error("UploadPart", e))?;
-        Ok(out.e_tag().unwrap_or_default().to_string())
-    }
-
-    async fn complete_upload(&self, bucket: &str, key: &str, upload_id: &str, etags: Vec<String>) -> Result<()> {
-        let parts = etags
-            .into_iter()
-            .enumerate()
-            .map(|(i, etag)| {
-                s3::types::CompletedPart::builder()
-                    .part_number(i32::try_from(i + 1).unwrap_or(i32::MAX))
-                    .e_tag(etag)
-                    .build()
-            })
-            .collect();
-        self.client
-            .complete_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                s3::types::CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| sdk_error("CompleteMultipartUpload", e))?;
-        Ok(())
-    }
-
-    async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
-        self.client
-            .abort_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .send()
-            .await
-            .map_err(|e| sdk_error("AbortMultipartUpload", e))?;
-        Ok(())
     }
 }

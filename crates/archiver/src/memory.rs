@@ -22,8 +22,6 @@
 //!   `prefix/taskId/<stream>/000000.gz` for every stream with events in
 //!   `from <= t <= to` (both inclusive), as gzip lines
 //!   `2026-01-31T12:00:00.000Z message`.
-//! * S3 ranged reads, and multipart uploads whose parts but the last must be
-//!   at least 5 MiB (checked when the upload is completed, as S3 does).
 //!
 //! Both stores share a [`MemoryControl`]: a clock the test may set, a call
 //! counter per API operation, and faults that fail the nth call of an
@@ -46,8 +44,7 @@
 //! # }
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -62,7 +59,7 @@ use crate::event::LogEvent;
 use crate::export_format::format_export_text;
 use crate::store::{
     ArchiveStore, EventsPage, ExportRequest, ExportStart, ExportStatus, ExportTask, GroupInfo, LogStore, ObjectInfo,
-    ObjectRange, RejectedEvents, StreamInfo,
+    RejectedEvents, StreamInfo,
 };
 use crate::workflow::Clients;
 
@@ -74,11 +71,6 @@ pub const PAGE_MAX_BYTES: usize = 1_048_576;
 pub const TOO_OLD_MS: i64 = 14 * 24 * 3_600_000;
 /// PutLogEvents drops events further ahead of the clock than this.
 pub const TOO_NEW_MS: i64 = 2 * 3_600_000;
-/// Smallest multipart part S3 accepts, except for the last part.
-pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
-/// Highest multipart part number S3 accepts.
-pub const MAX_PART_NUMBER: i32 = 10_000;
-
 const DAY_MS: i64 = 24 * 3_600_000;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -235,18 +227,9 @@ impl MemoryControl {
 // S3
 // ---------------------------------------------------------------------------
 
-#[derive(Debug)]
-struct Upload {
-    bucket: String,
-    key: String,
-    parts: BTreeMap<i32, (Bytes, String)>,
-}
-
 #[derive(Debug, Default)]
 struct S3State {
     buckets: BTreeMap<String, BTreeMap<String, Bytes>>,
-    uploads: HashMap<String, Upload>,
-    next_upload: u64,
 }
 
 impl S3State {
@@ -310,11 +293,6 @@ impl MemoryArchive {
         })
     }
 
-    /// Multipart uploads started and neither completed nor aborted.
-    pub fn open_uploads(&self) -> usize {
-        lock(&self.state).uploads.len()
-    }
-
     /// Writes an object on behalf of another service (an export task).
     fn write(&self, operation: &'static str, bucket: &str, key: &str, body: Bytes) -> Result<()> {
         lock(&self.state)
@@ -334,12 +312,6 @@ impl Default for MemoryArchive {
     }
 }
 
-fn etag(body: &[u8]) -> String {
-    let mut hasher = DefaultHasher::new();
-    body.hash(&mut hasher);
-    format!("\"{:016x}\"", hasher.finish())
-}
-
 #[async_trait]
 impl ArchiveStore for MemoryArchive {
     async fn bucket_exists(&self, bucket: &str) -> Result<bool> {
@@ -350,22 +322,6 @@ impl ArchiveStore for MemoryArchive {
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>> {
         self.control.enter("GetObject")?;
         Ok(self.object(bucket, key))
-    }
-
-    async fn get_range(&self, bucket: &str, key: &str, offset: u64, max_len: u64) -> Result<Option<ObjectRange>> {
-        self.control.enter("GetObject")?;
-        let Some(object) = self.object(bucket, key) else {
-            return Ok(None);
-        };
-        let total_size = object.len() as u64;
-        // Like the SDK adapter, a zero length still asks for one byte (an
-        // HTTP range cannot be empty); past the end the slice is empty.
-        let end = offset.saturating_add(max_len.max(1)).min(total_size);
-        let bytes = match (usize::try_from(offset), usize::try_from(end)) {
-            (Ok(start), Ok(end)) if start < end => object.slice(start..end),
-            _ => Bytes::new(),
-        };
-        Ok(Some(ObjectRange { bytes, total_size }))
     }
 
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool> {
@@ -398,112 +354,6 @@ impl ArchiveStore for MemoryArchive {
             objects.remove(key);
         }
         Ok(())
-    }
-
-    async fn start_upload(&self, bucket: &str, key: &str) -> Result<String> {
-        self.control.enter("CreateMultipartUpload")?;
-        let mut state = lock(&self.state);
-        state.bucket_mut("CreateMultipartUpload", bucket)?;
-        state.next_upload += 1;
-        let id = format!("upload-{:08}", state.next_upload);
-        state.uploads.insert(
-            id.clone(),
-            Upload {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                parts: BTreeMap::new(),
-            },
-        );
-        Ok(id)
-    }
-
-    async fn upload_part(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        part_number: i32,
-        body: Bytes,
-    ) -> Result<String> {
-        self.control.enter("UploadPart")?;
-        if !(1..=MAX_PART_NUMBER).contains(&part_number) {
-            return Err(refused(
-                "UploadPart",
-                "InvalidArgument",
-                format!("part number {part_number} is not between 1 and {MAX_PART_NUMBER}"),
-            ));
-        }
-        let mut state = lock(&self.state);
-        let upload = upload_of(&mut state, "UploadPart", bucket, key, upload_id)?;
-        let tag = etag(&body);
-        upload.parts.insert(part_number, (body, tag.clone()));
-        Ok(tag)
-    }
-
-    async fn complete_upload(&self, bucket: &str, key: &str, upload_id: &str, etags: Vec<String>) -> Result<()> {
-        const OP: &str = "CompleteMultipartUpload";
-        self.control.enter(OP)?;
-        let mut state = lock(&self.state);
-        let upload = upload_of(&mut state, OP, bucket, key, upload_id)?;
-        if etags.is_empty() {
-            return Err(refused(OP, "MalformedXML", "the upload names no part"));
-        }
-        // Every part must be the one uploaded; only then are sizes checked.
-        let mut parts = Vec::with_capacity(etags.len());
-        for (i, tag) in etags.iter().enumerate() {
-            let number = i32::try_from(i + 1).unwrap_or(i32::MAX);
-            match upload.parts.get(&number) {
-                Some((part, stored)) if stored == tag => parts.push(part),
-                _ => {
-                    return Err(refused(
-                        OP,
-                        "InvalidPart",
-                        format!("part {number} was not uploaded with ETag {tag}"),
-                    ));
-                }
-            }
-        }
-        let last = parts.len() - 1;
-        if let Some((i, small)) = parts[..last].iter().enumerate().find(|(_, p)| p.len() < MIN_PART_BYTES) {
-            return Err(refused(
-                OP,
-                "EntityTooSmall",
-                format!(
-                    "part {} is {} bytes; every part but the last needs 5 MiB",
-                    i + 1,
-                    small.len()
-                ),
-            ));
-        }
-        let body: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
-        state.uploads.remove(upload_id);
-        state.bucket_mut(OP, bucket)?.insert(key.to_string(), Bytes::from(body));
-        Ok(())
-    }
-
-    async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
-        self.control.enter("AbortMultipartUpload")?;
-        let mut state = lock(&self.state);
-        upload_of(&mut state, "AbortMultipartUpload", bucket, key, upload_id)?;
-        state.uploads.remove(upload_id);
-        Ok(())
-    }
-}
-
-fn upload_of<'a>(
-    state: &'a mut S3State,
-    operation: &'static str,
-    bucket: &str,
-    key: &str,
-    upload_id: &str,
-) -> Result<&'a mut Upload> {
-    match state.uploads.get_mut(upload_id) {
-        Some(upload) if upload.bucket == bucket && upload.key == key => Ok(upload),
-        _ => Err(refused(
-            operation,
-            "NoSuchUpload",
-            format!("no upload {upload_id} for s3://{bucket}/{key}"),
-        )),
     }
 }
 
@@ -1578,66 +1428,6 @@ mod tests {
         assert!(s3.get("b", "p").await.unwrap().is_none());
         assert!(s3.get("nope", "p").await.unwrap().is_none());
         assert!(s3.list("nope", "").await.is_err());
-    }
-
-    #[tokio::test]
-    async fn ranged_reads_slice_the_object() {
-        let aws = aws();
-        let s3 = aws.archive.as_ref();
-        s3.create_bucket("b");
-        let body: Vec<u8> = (0..1_000u32).map(|i| (i % 251) as u8).collect();
-        s3.put("b", "k", Bytes::from(body.clone())).await.unwrap();
-        let mut joined = Vec::new();
-        let mut offset = 0;
-        loop {
-            let range = s3.get_range("b", "k", offset, 300).await.unwrap().unwrap();
-            assert_eq!(range.total_size, 1_000);
-            if range.bytes.is_empty() {
-                break;
-            }
-            assert!(range.bytes.len() <= 300);
-            offset += range.bytes.len() as u64;
-            joined.extend_from_slice(&range.bytes);
-        }
-        assert_eq!(joined, body);
-        assert_eq!(offset, 1_000);
-        assert!(s3.get_range("b", "nope", 0, 10).await.unwrap().is_none());
-        assert_eq!(s3.get_range("b", "k", 5, 0).await.unwrap().unwrap().bytes.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn multipart_parts_but_the_last_need_5_mib() {
-        let aws = aws();
-        let s3 = aws.archive.as_ref();
-        s3.create_bucket("b");
-        let big = Bytes::from(vec![b'a'; MIN_PART_BYTES]);
-        let small = Bytes::from_static(b"tail");
-
-        let id = s3.start_upload("b", "ok").await.unwrap();
-        let first = s3.upload_part("b", "ok", &id, 1, big.clone()).await.unwrap();
-        let last = s3.upload_part("b", "ok", &id, 2, small.clone()).await.unwrap();
-        s3.complete_upload("b", "ok", &id, vec![first, last]).await.unwrap();
-        assert_eq!(s3.get("b", "ok").await.unwrap().unwrap().len(), MIN_PART_BYTES + 4);
-
-        let id = s3.start_upload("b", "small").await.unwrap();
-        let first = s3.upload_part("b", "small", &id, 1, small.clone()).await.unwrap();
-        let last = s3.upload_part("b", "small", &id, 2, big.clone()).await.unwrap();
-        let err = s3
-            .complete_upload("b", "small", &id, vec![first.clone(), last])
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("EntityTooSmall"), "{err}");
-        let err = s3
-            .complete_upload("b", "small", &id, vec![first.clone(), first])
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("InvalidPart"), "{err}");
-        assert!(!s3.exists("b", "small").await.unwrap());
-        s3.abort_upload("b", "small", &id).await.unwrap();
-        assert_eq!(s3.open_uploads(), 0);
-        assert!(s3.upload_part("b", "small", &id, 3, small.clone()).await.is_err());
-        assert!(s3.upload_part("b", "small", "nope", 0, small).await.is_err());
-        assert!(s3.start_upload("nope", "k").await.is_err());
     }
 
     #[tokio::test]

@@ -194,15 +194,6 @@ pub struct ObjectInfo {
     pub size: i64,
 }
 
-/// A slice of an object, read with a ranged GET.
-#[derive(Debug, Clone, Default)]
-pub struct ObjectRange {
-    /// The bytes of the slice (empty past the end).
-    pub bytes: Bytes,
-    /// The size of the whole object.
-    pub total_size: u64,
-}
-
 /// S3, as far as the archiver needs it.
 #[async_trait]
 pub trait ArchiveStore: Send + Sync {
@@ -210,10 +201,6 @@ pub trait ArchiveStore: Send + Sync {
     async fn bucket_exists(&self, bucket: &str) -> Result<bool>;
     /// The object's bytes, or `None` when it does not exist.
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>>;
-    /// Up to `max_len` bytes of the object from `offset`, and the object's
-    /// total size; `None` when it does not exist. Lets large objects be read
-    /// in bounded memory.
-    async fn get_range(&self, bucket: &str, key: &str, offset: u64, max_len: u64) -> Result<Option<ObjectRange>>;
     /// Whether the object exists.
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool>;
     /// Writes a whole object.
@@ -222,19 +209,4 @@ pub trait ArchiveStore: Send + Sync {
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>>;
     /// Deletes an object; deleting a missing object is not an error.
     async fn delete(&self, bucket: &str, key: &str) -> Result<()>;
-    /// Starts a multipart upload and returns its id.
-    async fn start_upload(&self, bucket: &str, key: &str) -> Result<String>;
-    /// Uploads part `part_number` (from 1) and returns its ETag.
-    async fn upload_part(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        part_number: i32,
-        body: Bytes,
-    ) -> Result<String>;
-    /// Completes the upload from the parts' ETags, in order.
-    async fn complete_upload(&self, bucket: &str, key: &str, upload_id: &str, etags: Vec<String>) -> Result<()>;
-    /// Abandons an upload.
-    async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()>;
 }
