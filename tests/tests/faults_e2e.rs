@@ -250,10 +250,35 @@ async fn rebuild_crash_then_rerun(case: &str, operation: &str, nth: u64) {
         .stack
         .interposer
         .crash_after("rebuild-stream", operation, nth, 100);
-    let first = scenario.run(&format!("{case}-1"), json!({})).await;
+    // One page per invocation: the expired stream's delete ends the first
+    // rebuild invocation, so its outcome survives the mixed stream's failure.
+    let first = scenario.run(&format!("{case}-1"), json!({"invocationPages": 1})).await;
     assert_eq!(first.status, "FAILED", "{first:?}");
     assert_eq!(first.error.as_deref(), Some("StreamsFailed"), "{first:?}");
     scenario.assert_interposed_fired();
+    let run_id = archiver::input::format_run_id(scenario.cutoff_ms);
+    let key = format!("cwl-archiver/faults/api/@runs/{run_id}/report.json");
+    let body = scenario
+        .stack
+        .emulator
+        .s3()
+        .get_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let report: Value = serde_json::from_slice(&body.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(
+        outcome_of(&report, "expired").map(|o| o.0).as_deref(),
+        Some("deleted"),
+        "{report}"
+    );
+    assert_eq!(
+        outcome_of(&report, "mixed").map(|o| o.0).as_deref(),
+        Some("failed"),
+        "{report}"
+    );
     let root = "cwl-archiver/faults/api/@staging/";
     assert!(
         object_keys(&scenario.stack, BUCKET, &format!("{root}mixed:rebuilding"))

@@ -344,6 +344,10 @@ pub struct BatchFailure {
     pub batch: ManifestBatch,
     /// The error as Step Functions caught it (`Error`, `Cause`).
     pub error: serde_json::Value,
+    /// The last rebuild-stream result before the failure, if any: the
+    /// streams it finished keep their outcome.
+    #[serde(default)]
+    pub rebuild: Option<BatchSummary>,
 }
 
 /// What rebuild-stream returns: counts only, the outcomes are in S3.

@@ -118,7 +118,9 @@ pub async fn rebuild_batch(request: RebuildRequest, clients: &Clients) -> Result
     write_outcomes(clients, settings, &layout, batch, &outcomes).await
 }
 
-/// Records every stream of a batch whose retries ran out as failed.
+/// Records the outcomes of a batch whose retries ran out: the streams not
+/// finished before the failure are failed (their staging, if any, is kept
+/// for the next run).
 pub async fn record_batch_failure(failure: BatchFailure, clients: &Clients) -> Result<BatchSummary> {
     let settings = &failure.run.settings;
     let layout = GroupLayout::of(settings);
@@ -129,12 +131,18 @@ pub async fn record_batch_failure(failure: BatchFailure, clients: &Clients) -> R
         .unwrap_or("States.TaskFailed");
     let cause = failure.error.get("Cause").and_then(|v| v.as_str()).unwrap_or("");
     let reason = format!("{error}: {}", summarize_cause(cause));
-    let outcomes: Vec<StreamOutcome> = failure
-        .batch
-        .streams
-        .iter()
-        .map(|s| StreamOutcome::new(&s.stream, "failed", Some(reason.clone())))
-        .collect();
+    // Streams a continuation finished before the failure keep their outcome.
+    let mut outcomes = failure
+        .rebuild
+        .and_then(|r| r.resume)
+        .map(|r| r.outcomes)
+        .unwrap_or_default();
+    let done = outcomes.len();
+    outcomes.extend(
+        failure.batch.streams[done.min(failure.batch.streams.len())..]
+            .iter()
+            .map(|s| StreamOutcome::new(&s.stream, "failed", Some(reason.clone()))),
+    );
     write_outcomes(clients, settings, &layout, failure.batch.batch, &outcomes).await
 }
 
