@@ -142,7 +142,7 @@ pub fn required(call: &Call, kms: bool) -> Vec<Permission> {
         (Target::Account, "describe_export_task" | "active_export_task") => {
             vec![role("logs:DescribeExportTasks", "*".into())]
         }
-        (Target::Group(g), "list_streams") => vec![role("logs:DescribeLogStreams", group_arn(g))],
+        (Target::Group(g), "list_streams_page") => vec![role("logs:DescribeLogStreams", group_arn(g))],
         (Target::Stream(g, _), "describe_stream") => vec![role("logs:DescribeLogStreams", group_arn(g))],
         (Target::Stream(g, _), "create_stream") => vec![role("logs:CreateLogStream", group_arn(g))],
         (Target::Stream(g, _), "delete_stream") => vec![role("logs:DeleteLogStream", group_arn(g))],
@@ -320,9 +320,9 @@ impl LogStore for RecordingLogs {
         self.note("describe_group", Target::Group(group.into()));
         self.inner.describe_group(group).await
     }
-    async fn list_streams(&self, group: &str) -> Result<Vec<StreamInfo>> {
-        self.note("list_streams", Target::Group(group.into()));
-        self.inner.list_streams(group).await
+    async fn list_streams_page(&self, group: &str, token: Option<&str>) -> Result<(Vec<StreamInfo>, Option<String>)> {
+        self.note("list_streams_page", Target::Group(group.into()));
+        self.inner.list_streams_page(group, token).await
     }
     async fn describe_stream(&self, group: &str, name: &str) -> Result<Option<StreamInfo>> {
         self.note("describe_stream", stream(group, name));

@@ -219,8 +219,8 @@ impl LogStore for InterposedLogs {
     async fn describe_group(&self, group: &str) -> Result<Option<GroupInfo>> {
         interposed!(self, "DescribeLogGroups", self.inner.describe_group(group))
     }
-    async fn list_streams(&self, group: &str) -> Result<Vec<StreamInfo>> {
-        interposed!(self, "DescribeLogStreams", self.inner.list_streams(group))
+    async fn list_streams_page(&self, group: &str, token: Option<&str>) -> Result<(Vec<StreamInfo>, Option<String>)> {
+        interposed!(self, "DescribeLogStreams", self.inner.list_streams_page(group, token))
     }
     async fn describe_stream(&self, group: &str, stream: &str) -> Result<Option<StreamInfo>> {
         interposed!(self, "DescribeLogStreams", self.inner.describe_stream(group, stream))

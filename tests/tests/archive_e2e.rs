@@ -448,3 +448,47 @@ async fn expired_only_mode_leaves_mixed_streams_whole() {
             .is_empty()
     );
 }
+
+/// A group with more streams than one invocation lists (one DescribeLogStreams
+/// page per invocation here): check-export hands back LISTING and the state
+/// machine calls it again at once, without a Wait, until the manifest is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_streams_are_listed_across_invocations() {
+    let stack = Stack::start(1.0).await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let (cutoff_ms, cutoff) = cutoff_days_ago(3);
+    let mut expired = Vec::new();
+    for i in 0..120 {
+        let name = format!("worker-{i:03}");
+        let events = events_between(&name, cutoff_ms - 2 * DAY, cutoff_ms - HOUR, 3);
+        stack
+            .emulator
+            .seed_with_ingestion(GROUP, &name, &events, now - 3 * HOUR)
+            .await
+            .unwrap();
+        expired.push((name, events));
+    }
+    create_bucket(&stack, BUCKET).await;
+    let mut input = input(&cutoff);
+    input["invocationPages"] = json!(1);
+    input["deletesPerSecond"] = json!(1000);
+    let run = stack.run("listing", &input, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(run.status, "SUCCEEDED", "{run:?}");
+
+    let states = entered_states(&stack, "listing").await;
+    let checks = states.iter().filter(|s| *s == "CheckExport").count();
+    let waits = states.iter().filter(|s| *s == "WaitForExport").count();
+    assert!(
+        checks >= waits + 3,
+        "three listing pages, each a CheckExport without a wait: {states:?}"
+    );
+    let exported = exported_events(&stack, BUCKET, EXPORTS).await;
+    for (name, events) in &expired {
+        assert_eq!(
+            exported.get(name),
+            Some(&as_events(events, |_| true)),
+            "{name} exported"
+        );
+        assert_eq!(stream_events(&stack, GROUP, name).await, None, "{name} deleted");
+    }
+}

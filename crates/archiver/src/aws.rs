@@ -154,19 +154,17 @@ impl LogStore for CloudWatchLogs {
         Ok(None)
     }
 
-    async fn list_streams(&self, group: &str) -> Result<Vec<StreamInfo>> {
-        let mut streams = Vec::new();
-        let mut pages = self
+    async fn list_streams_page(&self, group: &str, token: Option<&str>) -> Result<(Vec<StreamInfo>, Option<String>)> {
+        let page = self
             .client
             .describe_log_streams()
             .log_group_name(group)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk_error("DescribeLogStreams", e))?;
-            streams.extend(page.log_streams().iter().map(stream_info));
-        }
-        Ok(streams)
+            .set_next_token(token.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeLogStreams", e))?;
+        let streams = page.log_streams().iter().map(stream_info).collect();
+        Ok((streams, page.next_token().map(str::to_string)))
     }
 
     async fn describe_stream(&self, group: &str, stream: &str) -> Result<Option<StreamInfo>> {

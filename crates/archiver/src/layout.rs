@@ -4,6 +4,7 @@
 //! ```text
 //! {prefix}/{group path}/@checkpoint.json
 //! {prefix}/{group path}/@exports/dt={YYYY-MM-DD}/{taskId}/{stream}/000000.gz
+//! {prefix}/{group path}/@runs/{runId}/streams/{part}.json   (while streams are listed)
 //! {prefix}/{group path}/@runs/{runId}/manifest.json
 //! {prefix}/{group path}/@runs/{runId}/outcomes/{batch}.json
 //! {prefix}/{group path}/@runs/{runId}/report.json
@@ -75,7 +76,13 @@ impl GroupLayout {
         format!("{}/manifest.json", self.run_root(run_id))
     }
 
-    /// The outcome object of one Map item.
+    /// One invocation's share of the group's candidate streams, kept until
+    /// the manifest is written.
+    pub fn listing_part(&self, run_id: &str, part: u32) -> String {
+        format!("{}/streams/{part:06}.json", self.run_root(run_id))
+    }
+
+    /// The outcomes of one Map item.
     pub fn outcome(&self, run_id: &str, batch: u32) -> String {
         format!("{}/outcomes/{batch:06}.json", self.run_root(run_id))
     }

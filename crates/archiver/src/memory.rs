@@ -69,6 +69,8 @@ pub const PAGE_MAX_EVENTS: usize = 10_000;
 pub const PAGE_MAX_BYTES: usize = 1_048_576;
 /// PutLogEvents drops events older than this, relative to the clock.
 pub const TOO_OLD_MS: i64 = 14 * 24 * 3_600_000;
+/// Streams per DescribeLogStreams page.
+const DESCRIBE_STREAMS_PAGE: usize = 50;
 /// PutLogEvents drops events further ahead of the clock than this.
 pub const TOO_NEW_MS: i64 = 2 * 3_600_000;
 const DAY_MS: i64 = 24 * 3_600_000;
@@ -745,11 +747,25 @@ impl LogStore for MemoryLogs {
         }))
     }
 
-    async fn list_streams(&self, group: &str) -> Result<Vec<StreamInfo>> {
+    async fn list_streams_page(&self, group: &str, token: Option<&str>) -> Result<(Vec<StreamInfo>, Option<String>)> {
         self.control.enter("DescribeLogStreams")?;
         let mut state = lock(&self.state);
         let g = state.group_mut("DescribeLogStreams", group)?;
-        Ok(g.streams.iter().map(|(name, s)| s.info(name)).collect())
+        // The token is the last name of the previous page; pages of 50, as AWS.
+        let after = token.unwrap_or_default();
+        let page: Vec<StreamInfo> = g
+            .streams
+            .iter()
+            .filter(|(name, _)| token.is_none() || name.as_str() > after)
+            .take(DESCRIBE_STREAMS_PAGE)
+            .map(|(name, s)| s.info(name))
+            .collect();
+        let more = page.len() == DESCRIBE_STREAMS_PAGE
+            && g.streams
+                .keys()
+                .any(|name| page.last().is_some_and(|last| name.as_str() > last.name.as_str()));
+        let next = more.then(|| page.last().map(|s| s.name.clone())).flatten();
+        Ok((page, next))
     }
 
     async fn describe_stream(&self, group: &str, stream: &str) -> Result<Option<StreamInfo>> {

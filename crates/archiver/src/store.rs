@@ -154,8 +154,22 @@ impl RejectedEvents {
 pub trait LogStore: Send + Sync {
     /// The group, or `None` when it does not exist.
     async fn describe_group(&self, group: &str) -> Result<Option<GroupInfo>>;
+    /// One page of DescribeLogStreams (up to 50 streams) and the token of
+    /// the next, `None` after the last.
+    async fn list_streams_page(&self, group: &str, token: Option<&str>) -> Result<(Vec<StreamInfo>, Option<String>)>;
     /// Every stream of the group.
-    async fn list_streams(&self, group: &str) -> Result<Vec<StreamInfo>>;
+    async fn list_streams(&self, group: &str) -> Result<Vec<StreamInfo>> {
+        let mut streams = Vec::new();
+        let mut token = None;
+        loop {
+            let (page, next) = self.list_streams_page(group, token.as_deref()).await?;
+            streams.extend(page);
+            match next {
+                Some(next) => token = Some(next),
+                None => return Ok(streams),
+            }
+        }
+    }
     /// One stream, or `None` when it does not exist.
     async fn describe_stream(&self, group: &str, stream: &str) -> Result<Option<StreamInfo>>;
     /// One forward page of events with `start_ms <= t < end_ms`, oldest first.

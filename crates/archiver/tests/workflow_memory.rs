@@ -398,3 +398,57 @@ async fn a_stream_larger_than_a_segment_and_the_budget_is_finished_by_continuati
     let staging = layout().staging_root();
     assert!(aws.archive.keys(BUCKET, &staging).is_empty(), "staging removed");
 }
+
+#[tokio::test]
+async fn a_group_with_more_streams_than_one_invocation_lists_is_listed_across_invocations() {
+    let run = Run::now();
+    let aws = MemoryAws::new();
+    aws.archive.create_bucket(BUCKET);
+    let ingested = Some(run.cutoff_ms + 12 * HOUR);
+    for i in 0..180 {
+        // Two in three streams hold an old event; the rest only newer ones.
+        let t = if i % 3 == 2 {
+            run.cutoff_ms + HOUR
+        } else {
+            run.cutoff_ms - HOUR
+        };
+        aws.logs.seed(
+            GROUP,
+            &format!("s{i:03}"),
+            [LogEvent::new(t, format!("e{i}"))],
+            ingested,
+        );
+    }
+    let mut input = run.input();
+    input["invocationPages"] = json!(1);
+    let mut state = start_export(run.request(input), &aws.clients()).await.unwrap();
+    let mut listings = 0;
+    let manifest = loop {
+        state = check_export(state, &aws.clients()).await.unwrap();
+        match &state.export {
+            ExportState::Listing { .. } => listings += 1,
+            ExportState::Ready { manifest, .. } => break manifest.clone(),
+            _ => {}
+        }
+    };
+    // 180 streams at 50 a page, one page per invocation.
+    assert_eq!(listings, 3);
+    assert_eq!((manifest.streams_in_group, manifest.streams), (180, 120));
+    let body = aws.archive.object(BUCKET, &manifest.key).unwrap();
+    let batches: Vec<ManifestBatch> = serde_json::from_slice(&body).unwrap();
+    let listed: Vec<String> = batches
+        .iter()
+        .flat_map(|b| &b.streams)
+        .map(|s| s.stream.clone())
+        .collect();
+    let expected: Vec<String> = (0..180).filter(|i| i % 3 != 2).map(|i| format!("s{i:03}")).collect();
+    assert_eq!(listed, expected);
+    assert!(
+        batches
+            .iter()
+            .flat_map(|b| &b.streams)
+            .all(|s| s.in_export == Some(true))
+    );
+    let parts = format!("{}/streams/", layout().run_root(&state.settings.run_id()));
+    assert!(aws.archive.keys(BUCKET, &parts).is_empty(), "listing parts removed");
+}

@@ -173,6 +173,8 @@ async fn rebuild(n: u64) -> Result<(), String> {
         .env("AWS_ACCESS_KEY_ID", "bench")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("AWS_REGION", "us-east-1")
+        // As infra/template.yaml configures scan-stream and rebuild-stream.
+        .env("MALLOC_ARENA_MAX", "2")
         .output()
         .map_err(err)?;
     if !out.status.success() {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 
 use super::start::load_checkpoint;
-use super::{Clients, ExportState, ManifestBatch, ManifestRef, ManifestStream, RunState, VerifiedExport};
+use super::{BudgetClock, Clients, ExportState, ManifestBatch, ManifestRef, ManifestStream, RunState, VerifiedExport};
 use crate::error::{ArchiverError, Result};
 use crate::export_format::parse_export_key;
 use crate::layout::{GroupLayout, StagingKeyKind};
@@ -15,12 +15,13 @@ use crate::window::{ExportRecord, ExportWindow};
 
 /// One poll of the workflow's export step. Returns the state unchanged while
 /// the task is PENDING or RUNNING (the state machine waits and polls again),
-/// `READY` once the manifest is written, and `ExportFailed` when the task
-/// failed or was cancelled (nothing deleted, checkpoint not advanced).
+/// `LISTING` while the group's streams are being listed (it calls again at
+/// once), `READY` once the manifest is written, and `ExportFailed` when the
+/// task failed or was cancelled (nothing deleted, checkpoint not advanced).
 pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> {
     let settings = &run.settings;
     let layout = GroupLayout::of(settings);
-    let (verified, exported_streams) = match &run.export {
+    let listing = match &run.export {
         ExportState::Started {
             task_id,
             window,
@@ -51,12 +52,26 @@ pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> 
             if !remove_duplicate_tasks(clients, &settings.bucket, task_id, &task.task_name, destination_prefix).await? {
                 return Ok(run); // a duplicate still runs: poll again
             }
-            let (verified, streams) =
+            let verified =
                 verify_export(clients, settings.bucket.as_str(), task_id, *window, destination_prefix).await?;
             advance_checkpoint(clients, &layout, settings, &verified, *started_at_ms).await?;
-            (Some(verified), Some(streams))
+            Listing::start(Some(verified), None)
         }
-        ExportState::NothingToExport | ExportState::Planned { .. } => (None, None),
+        ExportState::NothingToExport => Listing::start(None, None),
+        ExportState::Planned { window } => Listing::start(None, *window),
+        ExportState::Listing {
+            export,
+            planned_window,
+            token,
+            parts,
+            streams_in_group,
+        } => Listing {
+            export: export.clone(),
+            planned_window: *planned_window,
+            token: token.clone(),
+            parts: *parts,
+            streams_in_group: *streams_in_group,
+        },
         ExportState::Ready { .. } => return Ok(run),
         ExportState::Busy { .. } => {
             return Err(ArchiverError::Internal(
@@ -64,18 +79,82 @@ pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> 
             ));
         }
     };
-    let planned_window = match &run.export {
-        ExportState::Planned { window } => *window,
-        _ => None,
-    };
-    let manifest = write_manifest(clients, &run, &layout, exported_streams.as_ref()).await?;
-    Ok(RunState {
-        export: ExportState::Ready {
-            export: verified,
+    let export = list_streams(listing, &run, &layout, clients).await?;
+    Ok(RunState { export, ..run })
+}
+
+/// Where the listing of the group's streams stands.
+struct Listing {
+    export: Option<VerifiedExport>,
+    planned_window: Option<ExportWindow>,
+    token: Option<String>,
+    parts: u32,
+    streams_in_group: u64,
+}
+
+impl Listing {
+    fn start(export: Option<VerifiedExport>, planned_window: Option<ExportWindow>) -> Self {
+        Self {
+            export,
             planned_window,
-            manifest,
-        },
-        ..run
+            token: None,
+            parts: 0,
+            streams_in_group: 0,
+        }
+    }
+}
+
+/// Lists the group's streams a page at a time within the invocation's
+/// budget, saving the candidates (any event older than the cutoff) of each
+/// invocation as a part in S3; hands back `LISTING` while pages remain, and
+/// writes the manifest once the last page is read.
+async fn list_streams(
+    mut listing: Listing,
+    run: &RunState,
+    layout: &GroupLayout,
+    clients: &Clients,
+) -> Result<ExportState> {
+    let settings = &run.settings;
+    let mut clock = BudgetClock::start(settings.budget);
+    let mut candidates = Vec::new();
+    loop {
+        let (page, next) = clients
+            .logs
+            .list_streams_page(&settings.log_group_name, listing.token.as_deref())
+            .await?;
+        clock.spend(1);
+        listing.streams_in_group += page.len() as u64;
+        candidates.extend(
+            page.into_iter()
+                .filter(|s| s.first_event_timestamp.is_some_and(|t| t < settings.cutoff_ms)),
+        );
+        listing.token = next;
+        if listing.token.is_none() || clock.exhausted() {
+            break;
+        }
+    }
+    listing.parts += 1;
+    let part = layout.listing_part(&settings.run_id(), listing.parts);
+    let body = serde_json::to_vec(&candidates).map_err(|e| ArchiverError::Internal(e.to_string()))?;
+    clients.archive.put(&settings.bucket, &part, Bytes::from(body)).await?;
+    if listing.token.is_some() {
+        tracing::info!(
+            streams = listing.streams_in_group,
+            "stream listing continues in the next invocation"
+        );
+        return Ok(ExportState::Listing {
+            export: listing.export,
+            planned_window: listing.planned_window,
+            token: listing.token,
+            parts: listing.parts,
+            streams_in_group: listing.streams_in_group,
+        });
+    }
+    let manifest = write_manifest(clients, run, layout, &listing).await?;
+    Ok(ExportState::Ready {
+        export: listing.export,
+        planned_window: listing.planned_window,
+        manifest,
     })
 }
 
@@ -127,26 +206,36 @@ async fn verify_export(
     task_id: &str,
     window: ExportWindow,
     destination_prefix: &str,
-) -> Result<(VerifiedExport, BTreeSet<String>)> {
+) -> Result<VerifiedExport> {
     let task_prefix = format!("{destination_prefix}/{task_id}/");
     let objects = clients.archive.list(bucket, &task_prefix).await?;
-    let mut streams = BTreeSet::new();
     let (mut parts, mut bytes) = (0u64, 0u64);
     for object in &objects {
-        if let Some(key) = parse_export_key(destination_prefix, &object.key) {
-            streams.insert(key.stream);
+        if parse_export_key(destination_prefix, &object.key).is_some() {
             parts += 1;
             bytes += object.size.max(0) as u64;
         }
     }
-    let verified = VerifiedExport {
+    Ok(VerifiedExport {
         task_id: task_id.to_string(),
         window,
         destination_prefix: destination_prefix.to_string(),
         objects: parts,
         bytes,
-    };
-    Ok((verified, streams))
+    })
+}
+
+/// The streams the export wrote objects for.
+async fn exported_streams(clients: &Clients, bucket: &str, export: &VerifiedExport) -> Result<BTreeSet<String>> {
+    let prefix = &export.destination_prefix;
+    let objects = clients
+        .archive
+        .list(bucket, &format!("{prefix}/{}/", export.task_id))
+        .await?;
+    Ok(objects
+        .iter()
+        .filter_map(|o| parse_export_key(prefix, &o.key).map(|k| k.stream))
+        .collect())
 }
 
 async fn advance_checkpoint(
@@ -184,33 +273,44 @@ async fn advance_checkpoint(
 }
 
 /// Writes the candidate streams (any event older than the cutoff, or a
-/// rebuild in progress) as a JSON array of batches for the Map's ItemReader.
-/// `exported` names the streams this run's export wrote objects for.
+/// rebuild in progress) as a JSON array of batches for the Map's ItemReader,
+/// from the listing's parts, then removes the parts.
 async fn write_manifest(
     clients: &Clients,
     run: &RunState,
     layout: &GroupLayout,
-    exported: Option<&BTreeSet<String>>,
+    listing: &Listing,
 ) -> Result<ManifestRef> {
     let settings = &run.settings;
-    let streams = clients.logs.list_streams(&settings.log_group_name).await?;
-    let streams_in_group = streams.len() as u64;
-
-    let mut candidates: BTreeMap<String, ManifestStream> = streams
-        .into_iter()
-        .filter(|s| s.first_event_timestamp.is_some_and(|t| t < settings.cutoff_ms))
-        .map(|s| {
-            let in_export = exported.map(|set| set.contains(&s.name));
-            (
+    let run_id = settings.run_id();
+    let exported = match &listing.export {
+        Some(export) => Some(exported_streams(clients, &settings.bucket, export).await?),
+        None => None,
+    };
+    let mut candidates: BTreeMap<String, ManifestStream> = BTreeMap::new();
+    for part in 1..=listing.parts {
+        let key = layout.listing_part(&run_id, part);
+        let body = clients.archive.get(&settings.bucket, &key).await?.ok_or_else(|| {
+            ArchiverError::Internal(format!(
+                "the stream listing part s3://{}/{key} is missing",
+                settings.bucket
+            ))
+        })?;
+        let streams: Vec<crate::store::StreamInfo> =
+            serde_json::from_slice(&body).map_err(|e| ArchiverError::Internal(format!("{key}: {e}")))?;
+        for s in streams {
+            let in_export = exported.as_ref().map(|set| set.contains(&s.name));
+            candidates.insert(
                 s.name.clone(),
                 ManifestStream {
                     stream: s.name.clone(),
                     info: Some(s),
                     in_export,
                 },
-            )
-        })
-        .collect();
+            );
+        }
+    }
+    let streams_in_group = listing.streams_in_group;
     // A stream whose rebuild was interrupted may be gone or hold only part of
     // its events; its staging object is the truth and it must be finished.
     for object in clients.archive.list(&settings.bucket, &layout.staging_root()).await? {
@@ -233,9 +333,15 @@ async fn write_manifest(
             streams: chunk.to_vec(),
         })
         .collect();
-    let key = layout.manifest(&settings.run_id());
+    let key = layout.manifest(&run_id);
     let body = serde_json::to_vec(&batches).map_err(|e| ArchiverError::Internal(e.to_string()))?;
     clients.archive.put(&settings.bucket, &key, Bytes::from(body)).await?;
+    for part in 1..=listing.parts {
+        clients
+            .archive
+            .delete(&settings.bucket, &layout.listing_part(&run_id, part))
+            .await?;
+    }
     Ok(ManifestRef {
         bucket: settings.bucket.clone(),
         key,

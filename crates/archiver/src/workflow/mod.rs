@@ -111,6 +111,21 @@ pub enum ExportState {
         /// The window, if there is one.
         window: Option<ExportWindow>,
     },
+    /// The export (if any) is verified; the group's streams are being listed
+    /// across invocations (a group can have 100,000 of them).
+    Listing {
+        /// The verified export, if this run exported.
+        export: Option<VerifiedExport>,
+        /// Plan mode: the window a real run would export.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        planned_window: Option<ExportWindow>,
+        /// The DescribeLogStreams token to go on from.
+        token: Option<String>,
+        /// Listing parts written to S3 so far.
+        parts: u32,
+        /// Streams listed so far.
+        streams_in_group: u64,
+    },
     /// The export (if any) is verified and the manifest written: prune now.
     Ready {
         /// The verified export, if this run exported.
