@@ -189,14 +189,14 @@ pub fn outcome_of(report: &serde_json::Value, stream: &str) -> Option<(String, O
         })
 }
 
-/// The names of the states an execution entered, in order, from its history.
-pub async fn entered_states(stack: &Stack, execution_name: &str) -> Vec<String> {
+/// The whole history of an execution of the archive state machine, by name.
+pub async fn execution_history(stack: &Stack, execution_name: &str) -> Vec<aws_sdk_sfn::types::HistoryEvent> {
     let arn = format!(
         "{}:{execution_name}",
         stack.state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
     );
     let sfn = stack.emulator.sfn();
-    let mut names = Vec::new();
+    let mut events = Vec::new();
     let mut token = None;
     loop {
         let page = sfn
@@ -206,15 +206,19 @@ pub async fn entered_states(stack: &Stack, execution_name: &str) -> Vec<String> 
             .send()
             .await
             .expect("GetExecutionHistory");
-        for event in page.events() {
-            if let Some(details) = event.state_entered_event_details() {
-                names.push(details.name().to_string());
-            }
-        }
+        events.extend(page.events().iter().cloned());
         token = page.next_token().map(str::to_string);
         if token.is_none() {
-            break;
+            return events;
         }
     }
-    names
+}
+
+/// The names of the states an execution entered, in order, from its history.
+pub async fn entered_states(stack: &Stack, execution_name: &str) -> Vec<String> {
+    execution_history(stack, execution_name)
+        .await
+        .iter()
+        .filter_map(|e| e.state_entered_event_details().map(|d| d.name().to_string()))
+        .collect()
 }

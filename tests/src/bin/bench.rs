@@ -16,7 +16,7 @@ use archiver::workflow::local::run_map_item;
 use archiver::workflow::{Clients, ExportState, ManifestBatch, RunState, StartRequest, check_export, start_export};
 use clap::{Parser, Subcommand};
 use cwl_archiver_e2e::emulator::{Emulator, EmulatorOptions};
-use cwl_archiver_e2e::scenario::{DAY, HOUR, cutoff_days_ago};
+use cwl_archiver_e2e::scenario::{DAY, HOUR, cutoff_days_ago, execution_history};
 use cwl_archiver_e2e::stack::{Stack, product_clients};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -346,34 +346,25 @@ async fn group(streams: u64) -> Result<(), String> {
 /// History events, state transitions (states entered) and the largest
 /// state input or output of an execution, in bytes.
 async fn history(stack: &Stack, name: &str) -> Result<(u64, u64, usize), String> {
-    let arn = format!(
-        "{}:{name}",
-        stack.state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
-    );
-    let sfn = stack.emulator.sfn();
-    let (mut events, mut transitions, mut largest) = (0u64, 0u64, 0usize);
-    let mut token = None;
-    loop {
-        let page = sfn
-            .get_execution_history()
-            .execution_arn(&arn)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| format!("{}", aws_sdk_sfn::error::DisplayErrorContext(&e)))?;
-        for event in page.events() {
-            events += 1;
-            if let Some(d) = event.state_entered_event_details() {
-                transitions += 1;
-                largest = largest.max(d.input().map_or(0, str::len));
-            }
-            if let Some(d) = event.state_exited_event_details() {
-                largest = largest.max(d.output().map_or(0, str::len));
-            }
-        }
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return Ok((events, transitions, largest));
-        }
-    }
+    let events = execution_history(stack, name).await;
+    let transitions = events
+        .iter()
+        .filter(|e| e.state_entered_event_details().is_some())
+        .count();
+    let largest = events
+        .iter()
+        .map(|e| {
+            let input = e
+                .state_entered_event_details()
+                .and_then(|d| d.input())
+                .map_or(0, str::len);
+            let output = e
+                .state_exited_event_details()
+                .and_then(|d| d.output())
+                .map_or(0, str::len);
+            input.max(output)
+        })
+        .max()
+        .unwrap_or(0);
+    Ok((events.len() as u64, transitions as u64, largest))
 }
