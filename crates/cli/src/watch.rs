@@ -110,6 +110,7 @@ impl Progress {
             ("StartExport" | "WaitForExportSlot", Some(s)) if s == "BUSY" => {
                 "waiting for the account's export slot (another export task runs)".into()
             }
+            ("CheckExport", Some(s)) if s == "LISTING" => "export done; listing the group's streams".into(),
             ("CheckExport" | "WaitForExport", _) => format!("export running ({} poll(s))", self.export_polls),
             (state, _) => state.to_string(),
         }
