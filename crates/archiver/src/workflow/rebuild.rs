@@ -233,10 +233,12 @@ impl Rebuilder<'_> {
     ) -> Result<Step> {
         let stream = target.stream;
         let (staged, mut phase) = match phase {
-            Some(phase) => (
-                self.read_marker(stream).await?.ok_or_else(|| lost_marker(stream))?,
-                phase,
-            ),
+            Some(phase) => match self.read_marker(stream).await? {
+                Some(staged) => (staged, phase),
+                // The marker goes last, after the segments, once the stream is
+                // verified: a retry of the invocation that finished it.
+                None => return Ok(Step::Done(target.staged.unwrap_or_default())),
+            },
             None => match self.prepare(&target, clock).await? {
                 Prepared::Replay(staged) => (staged, RebuildPhase::Replay { replayed: 0 }),
                 Prepared::Done(staged) => return Ok(Step::Done(staged)),
@@ -508,12 +510,5 @@ impl Rebuilder<'_> {
             }
         }
         Ok(())
-    }
-}
-
-fn lost_marker(stream: &str) -> ArchiverError {
-    ArchiverError::VerificationFailed {
-        subject: stream.to_string(),
-        detail: "a continuation found no rebuilding marker; start a new run to finish the stream".into(),
     }
 }
