@@ -165,6 +165,7 @@ mod tests {
             streams_per_batch: 10,
             replay_margin_hours: 24,
             budget: Default::default(),
+            map_concurrency: 4,
             execution_id: None,
         }
     }

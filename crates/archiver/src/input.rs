@@ -25,13 +25,18 @@ pub const DEFAULT_INVOCATION_PAGES: i64 = 2_000;
 pub const DEFAULT_INVOCATION_SECONDS: i64 = 600;
 /// Default DeleteLogStream rate of a run: the account's quota.
 pub const DEFAULT_DELETES_PER_SECOND: i64 = 5;
-/// The Map state's `MaxConcurrency` in `statemachine/archive.asl.json`: the
-/// run's delete rate is split between this many concurrent items.
-pub const MAP_MAX_CONCURRENCY: i64 = 4;
+/// Default Map items processed at once; the run's delete rate is split
+/// between them.
+pub const DEFAULT_MAP_CONCURRENCY: i64 = 4;
 
-/// The pause between deletes of one invocation for a run-wide rate.
-fn delete_interval_ms(deletes_per_second: i64) -> u64 {
-    (1000 * MAP_MAX_CONCURRENCY / deletes_per_second.max(1)) as u64
+fn default_map_concurrency() -> i64 {
+    DEFAULT_MAP_CONCURRENCY
+}
+
+/// The pause between deletes of one invocation for a run-wide rate shared
+/// by `concurrency` items.
+fn delete_interval_ms(deletes_per_second: i64, concurrency: i64) -> u64 {
+    (1000 * concurrency.max(1) / deletes_per_second.max(1)) as u64
 }
 /// Data can take up to 12 hours to become exportable, so the cutoff may not be newer.
 pub const MIN_CUTOFF_AGE_HOURS: i64 = 12;
@@ -105,6 +110,9 @@ pub struct ExecutionInput {
     /// DeleteLogStream calls per second for the whole run, shared by the Map's
     /// concurrent items (default 5, the account quota).
     pub deletes_per_second: Option<i64>,
+    /// Map items processed at once (default 4, at most 40): the Map's
+    /// MaxConcurrency, read from the settings by the state machine.
+    pub map_concurrency: Option<i64>,
     /// Set by the state machine from `$$.Execution.StartTime`; the cutoff is
     /// computed from it so retries and re-runs of one execution agree.
     pub execution_start_time: Option<String>,
@@ -155,6 +163,9 @@ pub struct RunSettings {
     pub replay_margin_hours: i64,
     /// The work budget of one Lambda invocation.
     pub budget: InvocationBudget,
+    /// Map items processed at once (the Map's `MaxConcurrencyPath` reads it).
+    #[serde(default = "default_map_concurrency")]
+    pub map_concurrency: i64,
     /// The Step Functions execution (`$$.Execution.Id`), for the logs of every step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_id: Option<String>,
@@ -180,7 +191,7 @@ impl Default for InvocationBudget {
         Self {
             pages: DEFAULT_INVOCATION_PAGES as u64,
             seconds: DEFAULT_INVOCATION_SECONDS as u64,
-            delete_interval_ms: delete_interval_ms(DEFAULT_DELETES_PER_SECOND),
+            delete_interval_ms: delete_interval_ms(DEFAULT_DELETES_PER_SECOND, DEFAULT_MAP_CONCURRENCY),
         }
     }
 }
@@ -372,6 +383,14 @@ impl ExecutionInput {
             13 * 24,
         );
 
+        let map_concurrency = bounded(
+            &mut problem,
+            "mapConcurrency",
+            self.map_concurrency,
+            DEFAULT_MAP_CONCURRENCY,
+            1,
+            40,
+        );
         let budget = InvocationBudget {
             pages: bounded(
                 &mut problem,
@@ -389,14 +408,17 @@ impl ExecutionInput {
                 1,
                 840,
             ) as u64,
-            delete_interval_ms: delete_interval_ms(bounded(
-                &mut problem,
-                "deletesPerSecond",
-                self.deletes_per_second,
-                DEFAULT_DELETES_PER_SECOND,
-                1,
-                1000,
-            )),
+            delete_interval_ms: delete_interval_ms(
+                bounded(
+                    &mut problem,
+                    "deletesPerSecond",
+                    self.deletes_per_second,
+                    DEFAULT_DELETES_PER_SECOND,
+                    1,
+                    1000,
+                ),
+                map_concurrency,
+            ),
         };
 
         match cutoff {
@@ -412,6 +434,7 @@ impl ExecutionInput {
                 streams_per_batch,
                 replay_margin_hours,
                 budget,
+                map_concurrency,
                 execution_id: None,
             }),
             _ => Err(ArchiverError::InvalidInput(problems)),
@@ -506,13 +529,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_delete_rate_is_split_over_the_map_concurrency_of_the_definition() {
+    fn the_map_reads_its_concurrency_from_the_settings_that_split_the_delete_rate() {
         let definition: serde_json::Value =
             serde_json::from_str(include_str!("../../../statemachine/archive.asl.json")).unwrap();
         let map = &definition["States"]["PruneStreams"];
-        assert_eq!(map["MaxConcurrency"], serde_json::json!(MAP_MAX_CONCURRENCY));
+        assert_eq!(map["MaxConcurrencyPath"], "$.run.settings.mapConcurrency");
         // Four items at 800 ms between deletes make the account's 5 TPS.
         assert_eq!(InvocationBudget::default().delete_interval_ms, 800);
+        assert_eq!(delete_interval_ms(5, 10), 2000);
     }
     use serde_json::json;
 
