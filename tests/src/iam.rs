@@ -1,21 +1,11 @@
 //! What each function calls, and which IAM permissions that takes.
 //!
-//! The Lambda host wraps every invocation's [`Clients`] in recorders, so a
-//! run on the local stack leaves the list of store calls each function made.
+//! The Lambda host wraps every invocation's clients in the interposer
+//! ([`crate::interpose`]), so a run on the local stack leaves the list of
+//! store calls each function made.
 //! [`required`] turns a call into the IAM actions and resources the SDK
 //! adapter (`archiver::aws`) needs for it: that table is the one place that
 //! knows how trait methods map to AWS permissions.
-
-use std::sync::{Arc, Mutex};
-
-use archiver::batch::LogBatch;
-use archiver::error::Result;
-use archiver::store::{
-    ArchiveStore, EventsPage, ExportRequest, ExportStart, ExportTask, GroupInfo, LogStore, ObjectInfo, StreamInfo,
-};
-use archiver::workflow::Clients;
-use async_trait::async_trait;
-use bytes::Bytes;
 
 use crate::stack::{ACCOUNT_ID, REGION};
 
@@ -49,43 +39,6 @@ pub enum Target {
         bucket: String,
         prefix: String,
     },
-}
-
-/// The calls of every function, shared by the host's invocations.
-#[derive(Clone, Default)]
-pub struct Recorder(Arc<Mutex<Vec<Call>>>);
-
-impl Recorder {
-    fn push(&self, function: &str, method: &'static str, target: Target) {
-        if let Ok(mut calls) = self.0.lock() {
-            calls.push(Call {
-                function: function.to_string(),
-                method,
-                target,
-            });
-        }
-    }
-
-    /// Everything recorded so far.
-    pub fn calls(&self) -> Vec<Call> {
-        self.0.lock().map(|c| c.clone()).unwrap_or_default()
-    }
-
-    /// `clients` as seen by `function`: every call is recorded, then made.
-    pub fn wrap(&self, function: &str, clients: Clients) -> Clients {
-        Clients {
-            logs: Arc::new(RecordingLogs {
-                inner: clients.logs,
-                function: function.to_string(),
-                recorder: self.clone(),
-            }),
-            archive: Arc::new(RecordingArchive {
-                inner: clients.archive,
-                function: function.to_string(),
-                recorder: self.clone(),
-            }),
-        }
-    }
 }
 
 /// The key ARN standing for the archive bucket's customer managed key.
@@ -296,125 +249,4 @@ pub fn distributed_map_required(own_arn: &str) -> Vec<Permission> {
         resource,
     })
     .collect()
-}
-
-struct RecordingLogs {
-    inner: Arc<dyn LogStore>,
-    function: String,
-    recorder: Recorder,
-}
-
-impl RecordingLogs {
-    fn note(&self, method: &'static str, target: Target) {
-        self.recorder.push(&self.function, method, target);
-    }
-}
-
-fn stream(group: &str, stream: &str) -> Target {
-    Target::Stream(group.to_string(), stream.to_string())
-}
-
-#[async_trait]
-impl LogStore for RecordingLogs {
-    async fn describe_group(&self, group: &str) -> Result<Option<GroupInfo>> {
-        self.note("describe_group", Target::Group(group.into()));
-        self.inner.describe_group(group).await
-    }
-    async fn list_streams_page(&self, group: &str, token: Option<&str>) -> Result<(Vec<StreamInfo>, Option<String>)> {
-        self.note("list_streams_page", Target::Group(group.into()));
-        self.inner.list_streams_page(group, token).await
-    }
-    async fn describe_stream(&self, group: &str, name: &str) -> Result<Option<StreamInfo>> {
-        self.note("describe_stream", stream(group, name));
-        self.inner.describe_stream(group, name).await
-    }
-    async fn get_events_page(
-        &self,
-        group: &str,
-        name: &str,
-        start_ms: i64,
-        end_ms: Option<i64>,
-        token: Option<&str>,
-        limit: Option<i32>,
-    ) -> Result<Option<EventsPage>> {
-        self.note("get_events_page", stream(group, name));
-        self.inner
-            .get_events_page(group, name, start_ms, end_ms, token, limit)
-            .await
-    }
-    async fn put_events(&self, group: &str, name: &str, batch: &LogBatch) -> Result<()> {
-        self.note("put_events", stream(group, name));
-        self.inner.put_events(group, name, batch).await
-    }
-    async fn create_stream(&self, group: &str, name: &str) -> Result<bool> {
-        self.note("create_stream", stream(group, name));
-        self.inner.create_stream(group, name).await
-    }
-    async fn delete_stream(&self, group: &str, name: &str) -> Result<bool> {
-        self.note("delete_stream", stream(group, name));
-        self.inner.delete_stream(group, name).await
-    }
-    async fn create_export_task(&self, request: &ExportRequest) -> Result<ExportStart> {
-        self.note(
-            "create_export_task",
-            Target::Export {
-                group: request.log_group_name.clone(),
-                bucket: request.bucket.clone(),
-                prefix: request.prefix.clone(),
-            },
-        );
-        self.inner.create_export_task(request).await
-    }
-    async fn describe_export_task(&self, task_id: &str) -> Result<Option<ExportTask>> {
-        self.note("describe_export_task", Target::Account);
-        self.inner.describe_export_task(task_id).await
-    }
-    async fn active_export_task(&self) -> Result<Option<ExportTask>> {
-        self.note("active_export_task", Target::Account);
-        self.inner.active_export_task().await
-    }
-}
-
-struct RecordingArchive {
-    inner: Arc<dyn ArchiveStore>,
-    function: String,
-    recorder: Recorder,
-}
-
-impl RecordingArchive {
-    fn note(&self, method: &'static str, bucket: &str, key: Option<&str>) {
-        let target = match key {
-            Some(key) => Target::Object(bucket.into(), key.into()),
-            None => Target::Bucket(bucket.into()),
-        };
-        self.recorder.push(&self.function, method, target);
-    }
-}
-
-#[async_trait]
-impl ArchiveStore for RecordingArchive {
-    async fn bucket_exists(&self, bucket: &str) -> Result<bool> {
-        self.note("bucket_exists", bucket, None);
-        self.inner.bucket_exists(bucket).await
-    }
-    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>> {
-        self.note("get", bucket, Some(key));
-        self.inner.get(bucket, key).await
-    }
-    async fn exists(&self, bucket: &str, key: &str) -> Result<bool> {
-        self.note("exists", bucket, Some(key));
-        self.inner.exists(bucket, key).await
-    }
-    async fn put(&self, bucket: &str, key: &str, body: Bytes) -> Result<()> {
-        self.note("put", bucket, Some(key));
-        self.inner.put(bucket, key, body).await
-    }
-    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        self.note("list", bucket, None);
-        self.inner.list(bucket, prefix).await
-    }
-    async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
-        self.note("delete", bucket, Some(key));
-        self.inner.delete(bucket, key).await
-    }
 }

@@ -3,13 +3,14 @@
 //! point of a run.
 //!
 //! The Lambda host gives every invocation clients wrapped in
-//! [`InterposedLogs`] / [`InterposedArchive`]. After each call they consult
-//! the shared [`Interposer`], which counts calls per function and operation
-//! (AWS API names: `DeleteLogStream`, `PutObject`, ...) and fires the rules
-//! armed by a test: a crash (the invocation panics, which the host reports
-//! as `Runtime.ExitError`, as Lambda does for a process that dies) or a hook
-//! (an async action, such as a writer's PutLogEvents, run before the
-//! function sees the call's result).
+//! [`InterposedLogs`] / [`InterposedArchive`]. Before each call they record
+//! it with what it touches (a [`Call`], which the IAM checks read); after it
+//! they consult the shared [`Interposer`], which counts calls per function
+//! and operation (AWS API names: `DeleteLogStream`, `PutObject`, ...) and
+//! fires the rules armed by a test: a crash (the invocation panics, which the
+//! host reports as `Runtime.ExitError`, as Lambda does for a process that
+//! dies) or a hook (an async action, such as a writer's PutLogEvents, run
+//! before the function sees the call's result).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -24,6 +25,8 @@ use archiver::store::{
 use archiver::workflow::Clients;
 use async_trait::async_trait;
 use bytes::Bytes;
+
+use crate::iam::{Call, Target};
 
 /// The message of an injected crash's panic.
 pub const INJECTED_CRASH: &str = "injected crash after side effects";
@@ -52,6 +55,7 @@ struct State {
     calls: BTreeMap<(String, String), u64>,
     timeline: Vec<(std::time::Instant, String, String)>,
     largest_payload: usize,
+    recorded: Vec<Call>,
     rules: Vec<Rule>,
 }
 
@@ -106,6 +110,19 @@ impl Interposer {
     /// Every call in the order it completed: (when, function, operation).
     pub fn timeline(&self) -> Vec<(std::time::Instant, String, String)> {
         self.state.lock().expect("interposer lock").timeline.clone()
+    }
+
+    /// Every store call each function made, with what it touched.
+    pub fn recorded(&self) -> Vec<Call> {
+        self.state.lock().expect("interposer lock").recorded.clone()
+    }
+
+    fn record(&self, function: &str, method: &'static str, target: Target) {
+        self.state.lock().expect("interposer lock").recorded.push(Call {
+            function: function.to_string(),
+            method,
+            target,
+        });
     }
 
     /// Records the size of an invocation's event or result, in bytes.
@@ -205,7 +222,8 @@ pub struct InterposedArchive {
 }
 
 macro_rules! interposed {
-    ($self:ident, $operation:literal, $call:expr) => {{
+    ($self:ident, $operation:literal, $method:literal, $target:expr, $call:expr) => {{
+        $self.interposer.record(&$self.function, $method, $target);
         let result = $call.await;
         if result.is_ok() {
             $self.interposer.after(&$self.function, $operation).await;
@@ -214,16 +232,55 @@ macro_rules! interposed {
     }};
 }
 
+fn group_target(group: &str) -> Target {
+    Target::Group(group.to_string())
+}
+
+fn stream_target(group: &str, stream: &str) -> Target {
+    Target::Stream(group.to_string(), stream.to_string())
+}
+
+fn object_target(bucket: &str, key: &str) -> Target {
+    Target::Object(bucket.to_string(), key.to_string())
+}
+
+/// An export task writes to `bucket/prefix` as the CloudWatch Logs service.
+fn export_target(request: &ExportRequest) -> Target {
+    Target::Export {
+        group: request.log_group_name.clone(),
+        bucket: request.bucket.clone(),
+        prefix: request.prefix.clone(),
+    }
+}
+
 #[async_trait]
 impl LogStore for InterposedLogs {
     async fn describe_group(&self, group: &str) -> Result<Option<GroupInfo>> {
-        interposed!(self, "DescribeLogGroups", self.inner.describe_group(group))
+        interposed!(
+            self,
+            "DescribeLogGroups",
+            "describe_group",
+            group_target(group),
+            self.inner.describe_group(group)
+        )
     }
     async fn list_streams_page(&self, group: &str, token: Option<&str>) -> Result<(Vec<StreamInfo>, Option<String>)> {
-        interposed!(self, "DescribeLogStreams", self.inner.list_streams_page(group, token))
+        interposed!(
+            self,
+            "DescribeLogStreams",
+            "list_streams_page",
+            group_target(group),
+            self.inner.list_streams_page(group, token)
+        )
     }
     async fn describe_stream(&self, group: &str, stream: &str) -> Result<Option<StreamInfo>> {
-        interposed!(self, "DescribeLogStreams", self.inner.describe_stream(group, stream))
+        interposed!(
+            self,
+            "DescribeLogStreams",
+            "describe_stream",
+            stream_target(group, stream),
+            self.inner.describe_stream(group, stream)
+        )
     }
     async fn get_events_page(
         &self,
@@ -237,48 +294,122 @@ impl LogStore for InterposedLogs {
         interposed!(
             self,
             "GetLogEvents",
+            "get_events_page",
+            stream_target(group, stream),
             self.inner
                 .get_events_page(group, stream, start_ms, end_ms, token, limit)
         )
     }
     async fn put_events(&self, group: &str, stream: &str, batch: &LogBatch) -> Result<()> {
-        interposed!(self, "PutLogEvents", self.inner.put_events(group, stream, batch))
+        interposed!(
+            self,
+            "PutLogEvents",
+            "put_events",
+            stream_target(group, stream),
+            self.inner.put_events(group, stream, batch)
+        )
     }
     async fn create_stream(&self, group: &str, stream: &str) -> Result<bool> {
-        interposed!(self, "CreateLogStream", self.inner.create_stream(group, stream))
+        interposed!(
+            self,
+            "CreateLogStream",
+            "create_stream",
+            stream_target(group, stream),
+            self.inner.create_stream(group, stream)
+        )
     }
     async fn delete_stream(&self, group: &str, stream: &str) -> Result<bool> {
-        interposed!(self, "DeleteLogStream", self.inner.delete_stream(group, stream))
+        interposed!(
+            self,
+            "DeleteLogStream",
+            "delete_stream",
+            stream_target(group, stream),
+            self.inner.delete_stream(group, stream)
+        )
     }
     async fn create_export_task(&self, request: &ExportRequest) -> Result<ExportStart> {
-        interposed!(self, "CreateExportTask", self.inner.create_export_task(request))
+        interposed!(
+            self,
+            "CreateExportTask",
+            "create_export_task",
+            export_target(request),
+            self.inner.create_export_task(request)
+        )
     }
     async fn describe_export_task(&self, task_id: &str) -> Result<Option<ExportTask>> {
-        interposed!(self, "DescribeExportTasks", self.inner.describe_export_task(task_id))
+        interposed!(
+            self,
+            "DescribeExportTasks",
+            "describe_export_task",
+            Target::Account,
+            self.inner.describe_export_task(task_id)
+        )
     }
     async fn active_export_task(&self) -> Result<Option<ExportTask>> {
-        interposed!(self, "DescribeExportTasks", self.inner.active_export_task())
+        interposed!(
+            self,
+            "DescribeExportTasks",
+            "active_export_task",
+            Target::Account,
+            self.inner.active_export_task()
+        )
     }
 }
 
 #[async_trait]
 impl ArchiveStore for InterposedArchive {
     async fn bucket_exists(&self, bucket: &str) -> Result<bool> {
-        interposed!(self, "HeadBucket", self.inner.bucket_exists(bucket))
+        interposed!(
+            self,
+            "HeadBucket",
+            "bucket_exists",
+            Target::Bucket(bucket.into()),
+            self.inner.bucket_exists(bucket)
+        )
     }
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>> {
-        interposed!(self, "GetObject", self.inner.get(bucket, key))
+        interposed!(
+            self,
+            "GetObject",
+            "get",
+            object_target(bucket, key),
+            self.inner.get(bucket, key)
+        )
     }
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool> {
-        interposed!(self, "HeadObject", self.inner.exists(bucket, key))
+        interposed!(
+            self,
+            "HeadObject",
+            "exists",
+            object_target(bucket, key),
+            self.inner.exists(bucket, key)
+        )
     }
     async fn put(&self, bucket: &str, key: &str, body: Bytes) -> Result<()> {
-        interposed!(self, "PutObject", self.inner.put(bucket, key, body))
+        interposed!(
+            self,
+            "PutObject",
+            "put",
+            object_target(bucket, key),
+            self.inner.put(bucket, key, body)
+        )
     }
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        interposed!(self, "ListObjectsV2", self.inner.list(bucket, prefix))
+        interposed!(
+            self,
+            "ListObjectsV2",
+            "list",
+            Target::Bucket(bucket.into()),
+            self.inner.list(bucket, prefix)
+        )
     }
     async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
-        interposed!(self, "DeleteObject", self.inner.delete(bucket, key))
+        interposed!(
+            self,
+            "DeleteObject",
+            "delete",
+            object_target(bucket, key),
+            self.inner.delete(bucket, key)
+        )
     }
 }

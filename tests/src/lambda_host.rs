@@ -17,7 +17,6 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::iam::Recorder;
 use crate::interpose::Interposer;
 
 /// The function names the state machine uses, and their handlers.
@@ -46,18 +45,14 @@ pub async fn invoke(function: &str, event: Value, clients: Clients) -> Result<Va
 pub struct HostState {
     /// The product's clients.
     pub clients: Clients,
-    /// The rules tests arm.
+    /// The rules tests arm, and the record of every call.
     pub interposer: Interposer,
-    /// The calls each function made, for the IAM checks.
-    pub recorder: Recorder,
 }
 
 /// Runs one invocation as its own task, so that a crash (a panic) ends only
 /// that invocation, reported as Lambda reports a process that died.
 async fn invoke_isolated(function: String, event: Value, state: HostState) -> Result<Value, (String, String)> {
-    let clients = state
-        .recorder
-        .wrap(&function, state.interposer.wrap(&function, &state.clients));
+    let clients = state.interposer.wrap(&function, &state.clients);
     let task = tokio::spawn(async move { invoke(&function, event, clients).await });
     match task.await {
         Ok(result) => result,

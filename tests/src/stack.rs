@@ -8,7 +8,6 @@ use aws_config::retry::RetryConfig;
 use serde_json::Value;
 
 use crate::emulator::{Emulator, EmulatorOptions, HarnessError};
-use crate::iam::Recorder;
 use crate::interpose::Interposer;
 use crate::lambda_host;
 use crate::template::{Context, Template};
@@ -95,10 +94,9 @@ pub struct Stack {
     pub emulator: Emulator,
     /// The archive state machine's ARN.
     pub state_machine_arn: String,
-    /// Crashes and hooks inside the Lambda functions.
+    /// Crashes and hooks inside the Lambda functions, and the record of
+    /// every call they made.
     pub interposer: Interposer,
-    /// The store calls each function made.
-    pub recorder: Recorder,
     host: tokio::task::JoinHandle<()>,
 }
 
@@ -119,11 +117,9 @@ impl Stack {
         })
         .await?;
         let interposer = Interposer::default();
-        let recorder = Recorder::default();
         let state = lambda_host::HostState {
             clients: product_clients(&emulator),
             interposer: interposer.clone(),
-            recorder: recorder.clone(),
         };
         let host = tokio::spawn(async move {
             if let Err(e) = lambda_host::serve(listener, state).await {
@@ -136,7 +132,6 @@ impl Stack {
             state_machine_arn,
             emulator,
             interposer,
-            recorder,
             host,
         })
     }

@@ -351,7 +351,7 @@ async fn every_call_is_allowed_by_the_role_of_the_function_that_makes_it() {
     let again = stack.run("iam-again", &input, RUN_TIMEOUT).await.unwrap();
     assert_eq!(again.status, "SUCCEEDED", "{again:?}");
 
-    let calls: BTreeSet<Call> = stack.recorder.calls().into_iter().collect();
+    let calls: BTreeSet<Call> = stack.interposer.recorded().into_iter().collect();
     let functions: BTreeSet<&str> = calls.iter().map(|c| c.function.as_str()).collect();
     assert_eq!(functions.len(), 4, "every function ran: {functions:?}");
 
