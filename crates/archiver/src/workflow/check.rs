@@ -49,13 +49,23 @@ pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> 
                 }
                 _ => return Ok(run),
             }
-            if !remove_duplicate_tasks(clients, &settings.bucket, task_id, &task.task_name, destination_prefix).await? {
+            // One listing of the day's exports serves the duplicate check and the verification.
+            let day = ExportObjects::list(clients, &settings.bucket, task_id, destination_prefix).await?;
+            if !remove_duplicate_tasks(clients, &settings.bucket, &task.task_name, day.others).await? {
                 return Ok(run); // a duplicate still runs: poll again
             }
-            let verified =
-                verify_export(clients, settings.bucket.as_str(), task_id, *window, destination_prefix).await?;
+            let verified = VerifiedExport {
+                task_id: task_id.clone(),
+                window: *window,
+                destination_prefix: destination_prefix.clone(),
+                objects: day.objects,
+                bytes: day.bytes,
+            };
             advance_checkpoint(clients, &layout, settings, &verified, *started_at_ms).await?;
-            Listing::start(Some(verified), None)
+            Listing {
+                exported: Some(day.streams),
+                ..Listing::start(Some(verified), None)
+            }
         }
         ExportState::NothingToExport => Listing::start(None, None),
         ExportState::Planned { window } => Listing::start(None, *window),
@@ -67,6 +77,7 @@ pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> 
             streams_in_group,
         } => Listing {
             export: export.clone(),
+            exported: None,
             planned_window: *planned_window,
             token: token.clone(),
             parts: *parts,
@@ -86,6 +97,9 @@ pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> 
 /// Where the listing of the group's streams stands.
 struct Listing {
     export: Option<VerifiedExport>,
+    /// The streams the export wrote objects for, when this invocation
+    /// verified it (a later one lists them again).
+    exported: Option<BTreeSet<String>>,
     planned_window: Option<ExportWindow>,
     token: Option<String>,
     parts: u32,
@@ -96,6 +110,7 @@ impl Listing {
     fn start(export: Option<VerifiedExport>, planned_window: Option<ExportWindow>) -> Self {
         Self {
             export,
+            exported: None,
             planned_window,
             token: None,
             parts: 0,
@@ -158,25 +173,48 @@ async fn list_streams(
     })
 }
 
+/// The objects under an export's day prefix: this task's, counted and
+/// named by stream, and other tasks' keys by task id.
+struct ExportObjects {
+    objects: u64,
+    bytes: u64,
+    streams: BTreeSet<String>,
+    others: BTreeMap<String, Vec<String>>,
+}
+
+impl ExportObjects {
+    async fn list(clients: &Clients, bucket: &str, task_id: &str, destination_prefix: &str) -> Result<Self> {
+        let mut day = ExportObjects {
+            objects: 0,
+            bytes: 0,
+            streams: BTreeSet::new(),
+            others: BTreeMap::new(),
+        };
+        for object in clients.archive.list(bucket, &format!("{destination_prefix}/")).await? {
+            let Some(key) = parse_export_key(destination_prefix, &object.key) else {
+                continue;
+            };
+            if key.task_id == task_id {
+                day.objects += 1;
+                day.bytes += object.size.max(0) as u64;
+                day.streams.insert(key.stream);
+            } else {
+                day.others.entry(key.task_id).or_default().push(object.key);
+            }
+        }
+        Ok(day)
+    }
+}
+
 /// Deletes the objects of other tasks that bear this run's task name (a
 /// create retried after its answer was lost exports the window twice).
 /// Returns `false` while such a task is still running.
 async fn remove_duplicate_tasks(
     clients: &Clients,
     bucket: &str,
-    task_id: &str,
     task_name: &str,
-    destination_prefix: &str,
+    others: BTreeMap<String, Vec<String>>,
 ) -> Result<bool> {
-    let objects = clients.archive.list(bucket, &format!("{destination_prefix}/")).await?;
-    let mut others: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for object in objects {
-        if let Some(key) = parse_export_key(destination_prefix, &object.key)
-            && key.task_id != task_id
-        {
-            others.entry(key.task_id).or_default().push(object.key);
-        }
-    }
     for (other, keys) in others {
         let Some(task) = clients.logs.describe_export_task(&other).await? else {
             continue;
@@ -197,32 +235,6 @@ async fn remove_duplicate_tasks(
         }
     }
     Ok(true)
-}
-
-/// Counts the objects of a completed task and names the streams they hold.
-async fn verify_export(
-    clients: &Clients,
-    bucket: &str,
-    task_id: &str,
-    window: ExportWindow,
-    destination_prefix: &str,
-) -> Result<VerifiedExport> {
-    let task_prefix = format!("{destination_prefix}/{task_id}/");
-    let objects = clients.archive.list(bucket, &task_prefix).await?;
-    let (mut parts, mut bytes) = (0u64, 0u64);
-    for object in &objects {
-        if parse_export_key(destination_prefix, &object.key).is_some() {
-            parts += 1;
-            bytes += object.size.max(0) as u64;
-        }
-    }
-    Ok(VerifiedExport {
-        task_id: task_id.to_string(),
-        window,
-        destination_prefix: destination_prefix.to_string(),
-        objects: parts,
-        bytes,
-    })
 }
 
 /// The streams the export wrote objects for.
@@ -283,9 +295,10 @@ async fn write_manifest(
 ) -> Result<ManifestRef> {
     let settings = &run.settings;
     let run_id = settings.run_id();
-    let exported = match &listing.export {
-        Some(export) => Some(exported_streams(clients, &settings.bucket, export).await?),
-        None => None,
+    let exported = match (&listing.exported, &listing.export) {
+        (Some(streams), _) => Some(streams.clone()),
+        (None, Some(export)) => Some(exported_streams(clients, &settings.bucket, export).await?),
+        (None, None) => None,
     };
     let mut candidates: BTreeMap<String, ManifestStream> = BTreeMap::new();
     for part in 1..=listing.parts {

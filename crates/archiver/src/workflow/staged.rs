@@ -160,7 +160,7 @@ impl<'a> SegmentWriter<'a> {
     }
 
     /// What the sealed segments hold.
-    pub fn written(&self) -> Written {
+    fn written(&self) -> Written {
         Written {
             run: (self.next > self.first).then(|| SegmentRun {
                 first: self.first,
@@ -169,11 +169,6 @@ impl<'a> SegmentWriter<'a> {
             events: self.events,
             message_bytes: self.message_bytes,
         }
-    }
-
-    /// The number the next sealed segment gets.
-    pub fn next_segment(&self) -> u32 {
-        self.next
     }
 }
 
@@ -269,20 +264,6 @@ impl<'a> StagedEvents<'a> {
         }
         Ok(())
     }
-}
-
-/// Deletes every segment of `set` (missing ones are fine).
-pub async fn delete_segments(
-    archive: &dyn ArchiveStore,
-    bucket: &str,
-    layout: &GroupLayout,
-    stream: &str,
-    set: &StagedSet,
-) -> Result<()> {
-    for segment in set.segments() {
-        archive.delete(bucket, &layout.staging_segment(stream, segment)).await?;
-    }
-    Ok(())
 }
 
 /// How a stream's events compare with the staged ones.
