@@ -148,11 +148,12 @@ async fn list_streams(
             break;
         }
     }
-    listing.parts += 1;
-    let part = layout.listing_part(&settings.run_id(), listing.parts);
-    let body = serde_json::to_vec(&candidates).map_err(|e| ArchiverError::Internal(e.to_string()))?;
-    clients.archive.put(&settings.bucket, &part, Bytes::from(body)).await?;
     if listing.token.is_some() {
+        // Saved for the invocation that writes the manifest.
+        listing.parts += 1;
+        let part = layout.listing_part(&settings.run_id(), listing.parts);
+        let body = serde_json::to_vec(&candidates).map_err(|e| ArchiverError::Internal(e.to_string()))?;
+        clients.archive.put(&settings.bucket, &part, Bytes::from(body)).await?;
         tracing::info!(
             streams = listing.streams_in_group,
             "stream listing continues in the next invocation"
@@ -165,7 +166,7 @@ async fn list_streams(
             streams_in_group: listing.streams_in_group,
         });
     }
-    let manifest = write_manifest(clients, run, layout, &listing).await?;
+    let manifest = write_manifest(clients, run, layout, &listing, candidates).await?;
     Ok(ExportState::Ready {
         export: listing.export,
         planned_window: listing.planned_window,
@@ -286,12 +287,14 @@ async fn advance_checkpoint(
 
 /// Writes the candidate streams (any event older than the cutoff, or a
 /// rebuild in progress) as a JSON array of batches for the Map's ItemReader,
-/// from the listing's parts, then removes the parts.
+/// from the parts earlier invocations saved and this one's `last` page(s),
+/// then removes the parts.
 async fn write_manifest(
     clients: &Clients,
     run: &RunState,
     layout: &GroupLayout,
     listing: &Listing,
+    last: Vec<crate::store::StreamInfo>,
 ) -> Result<ManifestRef> {
     let settings = &run.settings;
     let run_id = settings.run_id();
@@ -300,7 +303,7 @@ async fn write_manifest(
         (None, Some(export)) => Some(exported_streams(clients, &settings.bucket, export).await?),
         (None, None) => None,
     };
-    let mut candidates: BTreeMap<String, ManifestStream> = BTreeMap::new();
+    let mut listed = Vec::new();
     for part in 1..=listing.parts {
         let key = layout.listing_part(&run_id, part);
         let body = clients.archive.get(&settings.bucket, &key).await?.ok_or_else(|| {
@@ -311,18 +314,21 @@ async fn write_manifest(
         })?;
         let streams: Vec<crate::store::StreamInfo> =
             serde_json::from_slice(&body).map_err(|e| ArchiverError::Internal(format!("{key}: {e}")))?;
-        for s in streams {
-            let in_export = exported.as_ref().map(|set| set.contains(&s.name));
-            candidates.insert(
-                s.name.clone(),
-                ManifestStream {
-                    stream: s.name.clone(),
-                    info: Some(s),
-                    in_export,
-                },
-            );
-        }
+        listed.extend(streams);
     }
+    let mut candidates: BTreeMap<String, ManifestStream> = listed
+        .into_iter()
+        .chain(last)
+        .map(|s| {
+            let in_export = exported.as_ref().map(|set| set.contains(&s.name));
+            let stream = ManifestStream {
+                stream: s.name.clone(),
+                info: Some(s),
+                in_export,
+            };
+            (stream.stream.clone(), stream)
+        })
+        .collect();
     let streams_in_group = listing.streams_in_group;
     // A stream whose rebuild was interrupted may be gone or hold only part of
     // its events; its staging object is the truth and it must be finished.
