@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use archiver::LogEvent;
 use archiver::export_format::{parse_export_key, read_export_object};
-use archiver::workflow::{ReadLimits, ReadProgress, read_events};
+use archiver::workflow::{Clients, ReadLimits, ReadProgress, read_events};
 use chrono::{DurationRound, Utc};
 
 use crate::stack::Stack;
@@ -52,7 +52,12 @@ pub fn events_between(stream: &str, from_ms: i64, to_ms: i64, count: usize) -> V
 
 /// Every event of a stream as CloudWatch returns it, oldest first; `None` if the stream is gone.
 pub async fn stream_events(stack: &Stack, group: &str, stream: &str) -> Option<Vec<LogEvent>> {
-    let clients = stack.clients();
+    events_in(&stack.clients(), group, stream).await
+}
+
+/// Every event of a stream through `clients`, oldest first; `None` if the
+/// stream does not exist.
+pub async fn events_in(clients: &Clients, group: &str, stream: &str) -> Option<Vec<LogEvent>> {
     let mut events = Vec::new();
     let progress = read_events(
         clients.logs.as_ref(),

@@ -16,7 +16,7 @@ use archiver::workflow::local::run_map_item;
 use archiver::workflow::{Clients, ExportState, ManifestBatch, RunState, StartRequest, check_export, start_export};
 use clap::{Parser, Subcommand};
 use cwl_archiver_e2e::emulator::{Emulator, EmulatorOptions};
-use cwl_archiver_e2e::scenario::{DAY, HOUR, cutoff_days_ago, execution_history};
+use cwl_archiver_e2e::scenario::{DAY, HOUR, cutoff_days_ago, events_in, execution_history};
 use cwl_archiver_e2e::stack::{Stack, product_clients};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -186,7 +186,9 @@ async fn rebuild(n: u64) -> Result<(), String> {
     let puts = calls.get("logs.PutLogEvents").copied().unwrap_or(0);
 
     // The outcome, checked: every kept event is in the rebuilt stream.
-    let rebuilt = stream_events_of(&emulator, group, "mixed").await;
+    let rebuilt = events_in(&product_clients(&emulator), group, "mixed")
+        .await
+        .map_or(0, |events| events.len() as u64);
     if report.failed != 0 || rebuilt != n {
         return Err(format!("rebuild of {n} events ended with {rebuilt} events, {report:?}"));
     }
@@ -210,26 +212,6 @@ async fn create_bucket(emulator: &Emulator) -> Result<(), String> {
     created
         .map(|_| ())
         .map_err(|e| format!("{}", aws_sdk_s3::error::DisplayErrorContext(&e)))
-}
-
-async fn stream_events_of(emulator: &Emulator, group: &str, stream: &str) -> u64 {
-    let clients = product_clients(emulator);
-    let mut count = 0u64;
-    let _ = archiver::workflow::read_events(
-        clients.logs.as_ref(),
-        group,
-        stream,
-        0,
-        None,
-        None,
-        archiver::workflow::ReadLimits::UNBOUNDED,
-        |_| {
-            count += 1;
-            Ok(())
-        },
-    )
-    .await;
-    count
 }
 
 /// Starts the run and polls the export until the manifest is written.

@@ -166,7 +166,8 @@ async fn list_streams(
             streams_in_group: listing.streams_in_group,
         });
     }
-    let manifest = write_manifest(clients, run, layout, &listing, candidates).await?;
+    let exported = listing.exported.take();
+    let manifest = write_manifest(clients, run, layout, &listing, exported, candidates).await?;
     Ok(ExportState::Ready {
         export: listing.export,
         planned_window: listing.planned_window,
@@ -288,18 +289,20 @@ async fn advance_checkpoint(
 /// Writes the candidate streams (any event older than the cutoff, or a
 /// rebuild in progress) as a JSON array of batches for the Map's ItemReader,
 /// from the parts earlier invocations saved and this one's `last` page(s),
-/// then removes the parts.
+/// then removes the parts. `exported` names the export's streams when this
+/// invocation already listed them.
 async fn write_manifest(
     clients: &Clients,
     run: &RunState,
     layout: &GroupLayout,
     listing: &Listing,
+    exported: Option<BTreeSet<String>>,
     last: Vec<crate::store::StreamInfo>,
 ) -> Result<ManifestRef> {
     let settings = &run.settings;
     let run_id = settings.run_id();
-    let exported = match (&listing.exported, &listing.export) {
-        (Some(streams), _) => Some(streams.clone()),
+    let exported = match (exported, &listing.export) {
+        (Some(streams), _) => Some(streams),
         (None, Some(export)) => Some(exported_streams(clients, &settings.bucket, export).await?),
         (None, None) => None,
     };
