@@ -4,7 +4,7 @@
 //! ([`crate::interpose`]), so a run on the local stack leaves the list of
 //! store calls each function made.
 //! [`required`] turns a call into the IAM actions and resources the SDK
-//! adapter (`archiver::aws`) needs for it: that table is the one place that
+//! adapter (`archiver::store::aws`) needs for it: that table is the one place that
 //! knows how trait methods map to AWS permissions.
 
 use crate::stack::{ACCOUNT_ID, REGION};

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use archiver::batch::LogBatch;
+use archiver::domain::batch::LogBatch;
 use archiver::error::Result;
 use archiver::store::{
     ArchiveStore, EventsPage, ExportRequest, ExportStart, ExportTask, GroupInfo, LogStore, ObjectInfo, StreamInfo,

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use archiver::event::LogEvent;
+use archiver::domain::event::LogEvent;
 
 use crate::scenario::{exported_events, object_keys, stream_events};
 use crate::stack::Stack;

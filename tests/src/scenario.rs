@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use archiver::LogEvent;
-use archiver::export_format::{parse_export_key, read_export_object};
+use archiver::domain::export_format::{parse_export_key, read_export_object};
 use archiver::workflow::{Clients, ReadLimits, ReadProgress, read_events};
 use chrono::{DurationRound, Utc};
 

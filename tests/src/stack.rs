@@ -83,7 +83,7 @@ pub fn product_clients(emulator: &Emulator) -> Clients {
     let config = emulator
         .sdk_config()
         .into_builder()
-        .retry_config(RetryConfig::standard().with_max_attempts(archiver::aws::MAX_ATTEMPTS))
+        .retry_config(RetryConfig::standard().with_max_attempts(archiver::store::aws::MAX_ATTEMPTS))
         .build();
     Clients::from_config(&config)
 }

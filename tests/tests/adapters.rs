@@ -1,14 +1,14 @@
-//! The SDK adapters of the archiver (`archiver::aws`) against the strict
+//! The SDK adapters of the archiver (`archiver::store::aws`) against the strict
 //! emulator: paging, batch limits, retries under throttling, ranged reads.
 //!
 //! Run: `cargo test -p cwl-archiver-e2e --test adapters`
 //! (needs `make venv`, or `CWL_EMULATOR_PYTHON`).
 
 use archiver::LogEvent;
-use archiver::aws::{CloudWatchLogs, S3Archive, retry_config};
-use archiver::batch::{
+use archiver::domain::batch::{
     BatchError, EVENT_OVERHEAD_BYTES, LogBatch, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_BATCH_SPAN_MS,
 };
+use archiver::store::aws::{CloudWatchLogs, S3Archive, retry_config};
 use archiver::store::{ArchiveStore, LogStore};
 use archiver::workflow::{ReadLimits, ReadProgress, read_events};
 use chrono::Utc;

@@ -66,7 +66,7 @@ fn the_schedule_input_is_what_the_parent_and_each_group_accept() {
     group_input["logGroupName"] = json!("/aws/lambda/orders");
     group_input["bucket"] = json!(BUCKET);
     group_input["prefix"] = json!(ctx.parameters["ArchivePrefix"]);
-    let settings = archiver::input::ExecutionInput::from_json(group_input)
+    let settings = archiver::domain::input::ExecutionInput::from_json(group_input)
         .unwrap()
         .validate(chrono::Utc::now())
         .unwrap();

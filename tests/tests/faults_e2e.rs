@@ -256,7 +256,7 @@ async fn rebuild_crash_then_rerun(case: &str, operation: &str, nth: u64) {
     assert_eq!(first.status, "FAILED", "{first:?}");
     assert_eq!(first.error.as_deref(), Some("StreamsFailed"), "{first:?}");
     scenario.assert_interposed_fired();
-    let run_id = archiver::input::format_run_id(scenario.cutoff_ms);
+    let run_id = archiver::domain::input::format_run_id(scenario.cutoff_ms);
     let key = format!("cwl-archiver/faults/api/@runs/{run_id}/report.json");
     let body = scenario
         .stack

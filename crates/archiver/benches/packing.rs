@@ -2,8 +2,8 @@
 //! slice in memory) and through `BatchPacker` (one event at a time, as the
 //! replay feeds it), for typical log lines and for large ones.
 
-use archiver::batch::{BatchPacker, pack_batches};
-use archiver::event::LogEvent;
+use archiver::domain::batch::{BatchPacker, pack_batches};
+use archiver::domain::event::LogEvent;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 /// `count` events a few ms apart with messages of about `message_bytes`

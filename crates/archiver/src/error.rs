@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::input::InputProblem;
+use crate::domain::input::InputProblem;
 
 /// Every error the workflow can raise.
 ///

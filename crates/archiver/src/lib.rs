@@ -1,29 +1,25 @@
 //! The domain rules and AWS adapters of cwl-archiver.
 //!
 //! cwl-archiver archives CloudWatch Logs events older than a cutoff to S3 and
-//! removes them from CloudWatch while keeping every newer event. The four
-//! Lambda functions of the workflow are thin wrappers over [`workflow`]; the
-//! services they call sit behind the [`store::LogStore`] and
-//! [`store::ArchiveStore`] traits, implemented over the AWS SDK in [`aws`]
-//! and in memory, with the same AWS rules, in [`memory`] for tests.
+//! removes them from CloudWatch while keeping every newer event. The library
+//! is grouped by layer:
+//!
+//! - [`domain`]: the rules, free of I/O: the execution input, the export
+//!   window and checkpoint, stream classes, batch packing, the staging and
+//!   export formats, the S3 layout;
+//! - [`store`]: the small traits the workflow reaches AWS through, their AWS
+//!   SDK implementation, and (with the `test-doubles` feature) an in-memory
+//!   one with the same rules;
+//! - [`workflow`]: the steps of the state machine, one per Lambda entry
+//!   point, and what the Lambda binaries share;
+//! - [`operator`]: what the `cwl-archiver` command line computes (plans,
+//!   restores).
 
-pub mod aws;
-pub mod batch;
-pub mod classify;
+pub mod domain;
 pub mod error;
-pub mod event;
-pub mod export_format;
-pub mod input;
-pub mod lambda;
-pub mod layout;
-pub mod memory;
-pub mod metrics;
-pub mod plan;
-pub mod restore;
-pub mod staging;
+pub mod operator;
 pub mod store;
-pub mod window;
 pub mod workflow;
 
+pub use domain::event::LogEvent;
 pub use error::{ArchiverError, ErrorName};
-pub use event::LogEvent;

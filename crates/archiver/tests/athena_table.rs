@@ -5,8 +5,8 @@
 use std::io::Read;
 
 use archiver::LogEvent;
-use archiver::export_format::{format_export_line, format_export_text, parse_export_key, read_export_object};
-use archiver::layout::GroupLayout;
+use archiver::domain::export_format::{format_export_line, format_export_text, parse_export_key, read_export_object};
+use archiver::domain::layout::GroupLayout;
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
@@ -104,7 +104,7 @@ fn the_regex_splits_export_lines_as_the_reader_parses_them() {
     let moto = "2026-01-01T00:00:05Z no millis\n";
     assert_eq!(
         rows_as_events(&regex, moto),
-        archiver::export_format::parse_export_text(moto).unwrap()
+        archiver::domain::export_format::parse_export_text(moto).unwrap()
     );
 }
 

@@ -1,4 +1,4 @@
-//! The workflow steps against the in-memory stores (`archiver::memory`),
+//! The workflow steps against the in-memory stores (`archiver::store::memory`),
 //! which enforce the same AWS rules as the strict emulator.
 //!
 //! The scan and rebuild steps are driven only through their public entry
@@ -6,12 +6,12 @@
 
 use archiver::ErrorName;
 use archiver::LogEvent;
-use archiver::export_format::read_export_object;
-use archiver::input::floor_to_hour;
-use archiver::layout::GroupLayout;
-use archiver::memory::{ExportPlan, MemoryAws};
+use archiver::domain::export_format::read_export_object;
+use archiver::domain::input::floor_to_hour;
+use archiver::domain::layout::GroupLayout;
+use archiver::domain::window::{Checkpoint, ExportRecord, ExportWindow};
 use archiver::store::ExportStatus;
-use archiver::window::{Checkpoint, ExportRecord, ExportWindow};
+use archiver::store::memory::{ExportPlan, MemoryAws};
 use archiver::workflow::{
     BatchSummary, ExportState, ManifestBatch, RunState, StartRequest, check_export, start_export,
 };

@@ -2,7 +2,7 @@
 //! objects, advances the checkpoint and writes the manifest. At the end of
 //! the run it also writes the report.
 
-use archiver::lambda::call_step;
+use archiver::workflow::lambda::call_step;
 use archiver::workflow::{Clients, RunState, check_export, report_run};
 use serde::Deserialize;
 use serde_json::Value;

@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    archiver::lambda::run(check_export::handler).await
+    archiver::workflow::lambda::run(check_export::handler).await
 }

@@ -21,8 +21,8 @@ impl AwsArgs {
     /// The SDK configuration: the usual chain, overridden by the flags, with
     /// the product's retry policy.
     pub async fn config(&self) -> aws_config::SdkConfig {
-        let mut loader =
-            aws_config::from_env().retry_config(RetryConfig::standard().with_max_attempts(archiver::aws::MAX_ATTEMPTS));
+        let mut loader = aws_config::from_env()
+            .retry_config(RetryConfig::standard().with_max_attempts(archiver::store::aws::MAX_ATTEMPTS));
         if let Some(url) = &self.endpoint_url {
             loader = loader.endpoint_url(url);
         }

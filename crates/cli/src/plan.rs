@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use archiver::plan::{Amount, GroupPlan, PlanRequest, Prices, plan_group};
+use archiver::operator::plan::{Amount, GroupPlan, PlanRequest, Prices, plan_group};
 use chrono::Utc;
 
 use crate::aws::AwsArgs;
@@ -29,10 +29,10 @@ pub struct PlanArgs {
     #[arg(long)]
     exact: bool,
     /// Ingestion price, USD per GB: what a rebuild's replay costs.
-    #[arg(long, default_value_t = archiver::plan::DEFAULT_INGESTION_USD_PER_GB, value_name = "USD")]
+    #[arg(long, default_value_t = archiver::operator::plan::DEFAULT_INGESTION_USD_PER_GB, value_name = "USD")]
     ingestion_price: f64,
     /// Storage price, USD per GB-month: what deleting archived events saves.
-    #[arg(long, default_value_t = archiver::plan::DEFAULT_STORAGE_USD_PER_GB_MONTH, value_name = "USD")]
+    #[arg(long, default_value_t = archiver::operator::plan::DEFAULT_STORAGE_USD_PER_GB_MONTH, value_name = "USD")]
     storage_price: f64,
     /// Print the plan as JSON.
     #[arg(long)]

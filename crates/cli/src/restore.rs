@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use archiver::restore::{ReingestTarget, RestoreRequest, reingest, restore_events};
+use archiver::operator::restore::{ReingestTarget, RestoreRequest, reingest, restore_events};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::aws::AwsArgs;
@@ -36,7 +36,7 @@ pub struct RestoreArgs {
     #[arg(long)]
     bucket: String,
     /// The archiver's key prefix in the bucket.
-    #[arg(long, default_value = archiver::input::DEFAULT_PREFIX)]
+    #[arg(long, default_value = archiver::domain::input::DEFAULT_PREFIX)]
     prefix: String,
     /// Re-ingest into this log group (it must exist) instead of printing.
     #[arg(long)]

@@ -1,6 +1,6 @@
 //! `cwl-archiver start`: StartExecution of the archive state machine.
 
-use archiver::input::{ExecutionInput, format_run_id, group_name_token};
+use archiver::domain::input::{ExecutionInput, format_run_id, group_name_token};
 use chrono::Utc;
 
 use crate::aws::AwsArgs;

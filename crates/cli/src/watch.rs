@@ -9,8 +9,8 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use archiver::input::RunSettings;
-use archiver::layout::GroupLayout;
+use archiver::domain::input::RunSettings;
+use archiver::domain::layout::GroupLayout;
 use archiver::workflow::{Clients, RunReport};
 use aws_sdk_sfn::types::HistoryEvent;
 use indicatif::{ProgressBar, ProgressStyle};

@@ -400,7 +400,7 @@ async fn watch_exits_non_zero_with_the_error_and_cause_of_a_failed_execution() {
 }
 
 fn run_id(cutoff_ms: i64) -> String {
-    archiver::input::format_run_id(cutoff_ms)
+    archiver::domain::input::format_run_id(cutoff_ms)
 }
 
 /// JSON lines of `restore`, by stream, sorted as the scenario helpers sort.

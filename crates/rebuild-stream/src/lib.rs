@@ -1,7 +1,7 @@
 //! rebuild-stream: deletes expired streams and rebuilds mixed ones from
 //! their staging segments; records the outcome of every stream in S3.
 
-use archiver::lambda::call_step;
+use archiver::workflow::lambda::call_step;
 use archiver::workflow::{BatchFailure, Clients, RebuildRequest, rebuild_batch, record_batch_failure};
 use serde::Deserialize;
 use serde_json::Value;

@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    archiver::lambda::run(rebuild_stream::handler).await
+    archiver::workflow::lambda::run(rebuild_stream::handler).await
 }

@@ -1,7 +1,7 @@
 //! scan-stream: classifies each stream of a Map item and stages the events
 //! to keep in S3 before anything is deleted.
 
-use archiver::lambda::call_step;
+use archiver::workflow::lambda::call_step;
 use archiver::workflow::{BatchRequest, Clients, scan_batch};
 use serde_json::Value;
 

@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    archiver::lambda::run(scan_stream::handler).await
+    archiver::workflow::lambda::run(scan_stream::handler).await
 }

@@ -1,7 +1,7 @@
 //! start-export: validates the execution input, resolves the export window
 //! from the group's checkpoint and starts the CloudWatch Logs export task.
 
-use archiver::lambda::call_step;
+use archiver::workflow::lambda::call_step;
 use archiver::workflow::{Clients, StartRequest, start_export};
 use serde_json::Value;
 

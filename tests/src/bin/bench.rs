@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use archiver::batch::pack_batches;
-use archiver::event::LogEvent;
+use archiver::domain::batch::pack_batches;
+use archiver::domain::event::LogEvent;
 use archiver::workflow::local::run_map_item;
 use archiver::workflow::{Clients, ExportState, ManifestBatch, RunState, StartRequest, check_export, start_export};
 use clap::{Parser, Subcommand};
@@ -311,7 +311,7 @@ async fn group(streams: u64) -> Result<(), String> {
     let interposer = &stack.interposer;
     let scans = interposer.invocations("scan-stream");
     let rebuilds = interposer.invocations("rebuild-stream");
-    let items = streams.div_ceil(archiver::input::DEFAULT_STREAMS_PER_BATCH as u64);
+    let items = streams.div_ceil(archiver::domain::input::DEFAULT_STREAMS_PER_BATCH as u64);
     let transitions = parent_transitions + 2 * (scans + rebuilds) + items;
     let largest = largest.max(interposer.largest_payload());
     let mixed = streams.div_ceil(mixed_every);

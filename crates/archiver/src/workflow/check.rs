@@ -7,11 +7,11 @@ use bytes::Bytes;
 
 use super::start::load_checkpoint;
 use super::{BudgetClock, Clients, ExportState, ManifestBatch, ManifestRef, ManifestStream, RunState, VerifiedExport};
+use crate::domain::export_format::parse_export_key;
+use crate::domain::layout::{GroupLayout, StagingKeyKind};
+use crate::domain::window::{ExportRecord, ExportWindow};
 use crate::error::{ArchiverError, Result};
-use crate::export_format::parse_export_key;
-use crate::layout::{GroupLayout, StagingKeyKind};
 use crate::store::ExportStatus;
-use crate::window::{ExportRecord, ExportWindow};
 
 /// One poll of the workflow's export step. Returns the state unchanged while
 /// the task is PENDING or RUNNING (the state machine waits and polls again),
@@ -255,7 +255,7 @@ async fn exported_streams(clients: &Clients, bucket: &str, export: &VerifiedExpo
 async fn advance_checkpoint(
     clients: &Clients,
     layout: &GroupLayout,
-    settings: &crate::input::RunSettings,
+    settings: &crate::domain::input::RunSettings,
     export: &VerifiedExport,
     started_at_ms: i64,
 ) -> Result<()> {

@@ -5,7 +5,9 @@
 //! and an operator may re-run a whole execution.
 
 mod check;
+pub mod lambda;
 pub mod local;
+pub mod metrics;
 mod read;
 mod rebuild;
 mod report;
@@ -18,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::input::{InvocationBudget, RunSettings};
+use crate::domain::input::{InvocationBudget, RunSettings};
+use crate::domain::window::ExportWindow;
 use crate::store::{ArchiveStore, LogStore, StreamInfo};
-use crate::window::ExportWindow;
 
 pub use check::check_export;
 pub use read::{EventCursor, Page, ReadLimits, ReadProgress, read_events};
@@ -42,15 +44,15 @@ pub struct Clients {
 impl Clients {
     /// Clients over the AWS SDK from the usual configuration chain.
     pub async fn from_env() -> Self {
-        let config = crate::aws::load_config().await;
+        let config = crate::store::aws::load_config().await;
         Self::from_config(&config)
     }
 
     /// Clients over the AWS SDK from a loaded configuration.
     pub fn from_config(config: &aws_config::SdkConfig) -> Self {
         Self {
-            logs: Arc::new(crate::aws::CloudWatchLogs::from_config(config)),
-            archive: Arc::new(crate::aws::S3Archive::from_config(config)),
+            logs: Arc::new(crate::store::aws::CloudWatchLogs::from_config(config)),
+            archive: Arc::new(crate::store::aws::S3Archive::from_config(config)),
         }
     }
 }

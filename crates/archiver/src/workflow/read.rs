@@ -3,8 +3,8 @@
 
 use std::collections::VecDeque;
 
+use crate::domain::event::LogEvent;
 use crate::error::Result;
-use crate::event::LogEvent;
 use crate::store::LogStore;
 
 /// Bounds on one read.

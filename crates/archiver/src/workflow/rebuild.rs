@@ -10,11 +10,11 @@ use super::{
     BatchFailure, BatchSummary, BudgetClock, Clients, RebuildPhase, RebuildRequest, RebuildResume, StreamOutcome,
     StreamPlan,
 };
-use crate::batch::BatchPacker;
+use crate::domain::batch::BatchPacker;
+use crate::domain::input::RunSettings;
+use crate::domain::layout::{GroupLayout, StagingKeyKind};
+use crate::domain::staging::StagingHeader;
 use crate::error::{ArchiverError, Result};
-use crate::input::RunSettings;
-use crate::layout::{GroupLayout, StagingKeyKind};
-use crate::staging::StagingHeader;
 
 /// How often one stream's replay starts over after duplicates were found
 /// before the stream is reported as failed (its staging is kept).

@@ -7,9 +7,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{Clients, ExportState, RunState, StreamOutcome};
+use crate::domain::input::Mode;
+use crate::domain::layout::GroupLayout;
 use crate::error::{ArchiverError, Result};
-use crate::input::Mode;
-use crate::layout::GroupLayout;
 
 /// CloudWatch Logs ingestion price per GB (us-east-1 standard class), used
 /// for the re-ingestion estimate.
@@ -124,7 +124,7 @@ pub async fn report_run(run: RunState, clients: &Clients) -> Result<RunReport> {
         .archive
         .put(&settings.bucket, &report_key, Bytes::from(body))
         .await?;
-    crate::metrics::run_metrics(&report, chrono::Utc::now().timestamp_millis()).emit();
+    crate::workflow::metrics::run_metrics(&report, chrono::Utc::now().timestamp_millis()).emit();
 
     // The report holds everything; the working objects of the run go.
     for object in &outcome_objects {

@@ -10,13 +10,13 @@ use super::{
     BatchRequest, BudgetClock, Clients, ExportState, ManifestStream, RunState, ScanResult, ScanResume, StreamOutcome,
     StreamPlan,
 };
-use crate::classify::{ClassifyContext, SkipReason, StreamClass, classify};
+use crate::domain::classify::{ClassifyContext, SkipReason, StreamClass, classify};
+use crate::domain::input::{Mode, RunSettings};
+use crate::domain::layout::GroupLayout;
+use crate::domain::staging::{StagingHeader, StagingSummary};
+use crate::domain::window::{Checkpoint, ExportRecord};
 use crate::error::{ArchiverError, Result};
-use crate::input::{Mode, RunSettings};
-use crate::layout::GroupLayout;
-use crate::staging::{StagingHeader, StagingSummary};
 use crate::store::StreamInfo;
-use crate::window::{Checkpoint, ExportRecord};
 
 /// Plans every stream of the batch; mixed streams are staged to S3 first.
 /// When the invocation's budget runs out it returns the plans so far and

@@ -13,10 +13,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::read::EventCursor;
+use crate::domain::event::LogEvent;
+use crate::domain::layout::GroupLayout;
+use crate::domain::staging::{StagingEncoder, StagingHeader, decode_all};
 use crate::error::{ArchiverError, Result};
-use crate::event::LogEvent;
-use crate::layout::GroupLayout;
-use crate::staging::{StagingEncoder, StagingHeader, decode_all};
 use crate::store::ArchiveStore;
 
 /// Most events in one segment: about 10–20 MB decoded for typical messages.

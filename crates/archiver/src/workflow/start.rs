@@ -4,11 +4,11 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::{Clients, ExportState, RunState};
+use crate::domain::input::{ExecutionInput, InputProblem, Mode, RunSettings, group_name_token};
+use crate::domain::layout::GroupLayout;
+use crate::domain::window::{Checkpoint, ExportWindow};
 use crate::error::{ArchiverError, Result};
-use crate::input::{ExecutionInput, InputProblem, Mode, RunSettings, group_name_token};
-use crate::layout::GroupLayout;
 use crate::store::{ExportRequest, ExportStart};
-use crate::window::{Checkpoint, ExportWindow};
 
 /// What the state machine hands start-export.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -30,7 +30,7 @@ use std::io::{BufRead, BufReader, Read};
 
 use flate2::read::MultiGzDecoder;
 
-use crate::event::LogEvent;
+use crate::domain::event::LogEvent;
 
 /// Earliest timestamp (`0000-01-01T00:00:00.000Z`) whose export line can be
 /// parsed back: the format has a four-digit year.

@@ -531,7 +531,7 @@ mod tests {
     #[test]
     fn the_map_reads_its_concurrency_from_the_settings_that_split_the_delete_rate() {
         let definition: serde_json::Value =
-            serde_json::from_str(include_str!("../../../statemachine/archive.asl.json")).unwrap();
+            serde_json::from_str(include_str!("../../../../statemachine/archive.asl.json")).unwrap();
         let map = &definition["States"]["PruneStreams"];
         assert_eq!(map["MaxConcurrencyPath"], "$.run.settings.mapConcurrency");
         // Four items at 800 ms between deletes make the account's 5 TPS.

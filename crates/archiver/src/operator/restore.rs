@@ -5,20 +5,20 @@
 //! The window is `from_ms <= t < to_ms`, the same convention as GetLogEvents.
 //! Events come back as the export wrote them: an export line cannot tell a
 //! multi-line message whose later line starts with a timestamp from two
-//! events (see [`crate::export_format`]).
+//! events (see [`crate::domain::export_format`]).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{BatchPacker, MAX_MESSAGE_BYTES};
-use crate::classify::REPLAY_MAX_AGE_MS;
+use crate::domain::batch::{BatchPacker, MAX_MESSAGE_BYTES};
+use crate::domain::classify::REPLAY_MAX_AGE_MS;
+use crate::domain::event::LogEvent;
+use crate::domain::export_format::{ExportReader, parse_export_key};
+use crate::domain::layout::GroupLayout;
+use crate::domain::window::Checkpoint;
 use crate::error::{ArchiverError, Result};
-use crate::event::LogEvent;
-use crate::export_format::{ExportReader, parse_export_key};
-use crate::layout::GroupLayout;
 use crate::store::{ArchiveStore, LogStore};
-use crate::window::Checkpoint;
 
 /// PutLogEvents drops events more than 2 hours in the future.
 pub const MAX_FUTURE_MS: i64 = 2 * 3_600_000;
@@ -312,9 +312,9 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::export_format::format_export_text;
-    use crate::memory::{MemoryArchive, MemoryAws};
-    use crate::window::ExportRecord;
+    use crate::domain::export_format::format_export_text;
+    use crate::domain::window::ExportRecord;
+    use crate::store::memory::{MemoryArchive, MemoryAws};
 
     const DAY: i64 = 86_400_000;
 

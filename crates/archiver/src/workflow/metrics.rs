@@ -140,7 +140,7 @@ fn camel(action: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::Mode;
+    use crate::domain::input::Mode;
     use crate::workflow::RunTotals;
 
     #[test]

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::input::{Mode, RunSettings};
+use crate::domain::input::{Mode, RunSettings};
+use crate::domain::window::Checkpoint;
 use crate::store::StreamInfo;
-use crate::window::Checkpoint;
 
 /// PutLogEvents drops events older than this.
 pub const REPLAY_MAX_AGE_MS: i64 = 14 * 24 * 3600 * 1000;
@@ -145,7 +145,7 @@ pub fn classify(stream: &StreamInfo, first_kept_ms: Option<i64>, ctx: ClassifyCo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::window::ExportRecord;
+    use crate::domain::window::ExportRecord;
 
     const HOUR: i64 = 3_600_000;
     const DAY: i64 = 24 * HOUR;

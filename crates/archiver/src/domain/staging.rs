@@ -28,7 +28,7 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 
-use crate::event::LogEvent;
+use crate::domain::event::LogEvent;
 
 /// Value of the header's `format` field for this version of the format.
 pub const STAGING_FORMAT: &str = "cwl-archiver-staging/1";

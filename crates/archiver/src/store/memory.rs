@@ -13,7 +13,7 @@
 //! * PutLogEvents takes a [`LogBatch`], valid by construction; events older
 //!   than 14 days, than the group's retention, or more than 2 hours ahead of
 //!   the clock are dropped and reported, which is a
-//!   [`ArchiverError::ReplayRejected`] as in [`crate::aws`].
+//!   [`ArchiverError::ReplayRejected`] as in [`crate::store::aws`].
 //! * DescribeLogStreams reports first/last event timestamps, the last
 //!   ingestion time and the stored (message) bytes.
 //! * One export task may be active per account. A task stays RUNNING for a
@@ -29,7 +29,7 @@
 //!
 //! ```
 //! # tokio_test_block_on(async {
-//! use archiver::memory::{FaultKind, MemoryAws};
+//! use archiver::store::memory::{FaultKind, MemoryAws};
 //! use archiver::store::LogStore;
 //!
 //! let aws = MemoryAws::new();
@@ -53,10 +53,10 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
-use crate::batch::{EVENT_OVERHEAD_BYTES, LogBatch};
+use crate::domain::batch::{EVENT_OVERHEAD_BYTES, LogBatch};
+use crate::domain::event::LogEvent;
+use crate::domain::export_format::format_export_text;
 use crate::error::{ArchiverError, Result};
-use crate::event::LogEvent;
-use crate::export_format::format_export_text;
 use crate::store::{
     ArchiveStore, EventsPage, ExportRequest, ExportStart, ExportStatus, ExportTask, GroupInfo, LogStore, ObjectInfo,
     RejectedEvents, StreamInfo,
@@ -1037,8 +1037,8 @@ impl Default for MemoryAws {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::export_format::read_export_object;
     use crate::error::ErrorName;
-    use crate::export_format::read_export_object;
     use crate::workflow::{ReadLimits, ReadProgress, read_events};
 
     const NOW: i64 = 1_800_000_000_000;

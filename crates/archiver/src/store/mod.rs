@@ -1,15 +1,20 @@
 //! The small traits the workflow uses to reach CloudWatch Logs and S3.
 //!
-//! [`crate::aws`] implements them with the AWS SDK, [`crate::memory`] in
-//! memory for tests, with the same rules.
+//! [`aws`] implements them with the AWS SDK; `memory` (built with the
+//! `test-doubles` feature, so never into the Lambda binaries) implements
+//! them in memory for tests, with the same rules.
+
+pub mod aws;
+#[cfg(any(test, feature = "test-doubles"))]
+pub mod memory;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::LogBatch;
+use crate::domain::batch::LogBatch;
+use crate::domain::event::LogEvent;
 use crate::error::{ArchiverError, Result};
-use crate::event::LogEvent;
 
 /// What DescribeLogGroups says about a group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

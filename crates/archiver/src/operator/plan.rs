@@ -2,7 +2,7 @@
 //! would cost and save: read-only (DescribeLogGroups, DescribeLogStreams,
 //! GetLogEvents), for `cwl-archiver plan`.
 //!
-//! Streams are classified by [`crate::classify::classify`] with the same
+//! Streams are classified by [`crate::domain::classify::classify`] with the same
 //! inputs scan-stream uses, assuming the run's export starts now and covers
 //! everything older than the cutoff. The events a rebuild would replay are
 //! always counted exactly, since they are what costs money; the events to
@@ -15,12 +15,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::EVENT_OVERHEAD_BYTES;
-use crate::classify::{ClassifyContext, StreamClass, classify};
+use crate::domain::batch::EVENT_OVERHEAD_BYTES;
+use crate::domain::classify::{ClassifyContext, StreamClass, classify};
+use crate::domain::input::{ExecutionInput, RunSettings};
+use crate::domain::window::{Checkpoint, ExportRecord};
 use crate::error::{ArchiverError, Result};
-use crate::input::{ExecutionInput, RunSettings};
 use crate::store::{LogStore, StreamInfo};
-use crate::window::{Checkpoint, ExportRecord};
 use crate::workflow::{ReadLimits, ReadProgress, read_events};
 
 /// Default storage price of CloudWatch Logs, USD per GB-month.
@@ -353,8 +353,8 @@ fn estimate_old_bytes(stream: &StreamInfo, cutoff_ms: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::LogEvent;
-    use crate::memory::MemoryAws;
+    use crate::domain::event::LogEvent;
+    use crate::store::memory::MemoryAws;
 
     const HOUR: i64 = 3_600_000;
     const DAY: i64 = 24 * HOUR;

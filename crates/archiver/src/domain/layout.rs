@@ -23,7 +23,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::input::RunSettings;
+use crate::domain::input::RunSettings;
 
 const SEGMENT_SUFFIX: &str = ".jsonl.gz";
 const REBUILDING_MARKER: &str = "rebuilding";

@@ -38,7 +38,7 @@
 
 use std::ops::Range;
 
-use crate::event::LogEvent;
+use crate::domain::event::LogEvent;
 
 /// Most events one `PutLogEvents` request may carry.
 pub const MAX_BATCH_EVENTS: usize = 10_000;

@@ -8,9 +8,9 @@ use aws_sdk_s3 as s3;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use bytes::Bytes;
 
-use crate::batch::LogBatch;
+use crate::domain::batch::LogBatch;
+use crate::domain::event::LogEvent;
 use crate::error::{ArchiverError, Result};
-use crate::event::LogEvent;
 use crate::store::{
     ArchiveStore, EventsPage, ExportRequest, ExportStart, ExportStatus, ExportTask, GroupInfo, LogStore, ObjectInfo,
     RejectedEvents, StreamInfo,
