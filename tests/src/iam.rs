@@ -102,6 +102,19 @@ pub fn required(call: &Call, kms: bool) -> Vec<Permission> {
         (Target::Stream(g, s), "get_events_page") => {
             vec![role("logs:GetLogEvents", format!("{}:log-stream:{s}", group_arn(g)))]
         }
+        // unmask=true also needs logs:Unmask on the group.
+        (Target::Stream(g, s), "get_events_page_unmasked") => vec![
+            role("logs:GetLogEvents", format!("{}:log-stream:{s}", group_arn(g))),
+            role("logs:Unmask", group_arn(g)),
+        ],
+        // GetDataProtectionPolicy is authorized on the group, the account's
+        // policies (DescribeAccountPolicies) on "*".
+        (Target::Group(g), "data_protection") => vec![
+            role("logs:GetDataProtectionPolicy", group_arn(g)),
+            role("logs:DescribeAccountPolicies", "*".into()),
+        ],
+        (Target::Group(g), "put_retention") => vec![role("logs:PutRetentionPolicy", group_arn(g))],
+        (Target::Group(g), "delete_retention") => vec![role("logs:DeleteRetentionPolicy", group_arn(g))],
         (Target::Stream(g, s), "put_events") => {
             vec![role("logs:PutLogEvents", format!("{}:log-stream:{s}", group_arn(g)))]
         }

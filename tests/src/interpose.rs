@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use archiver::domain::batch::LogBatch;
 use archiver::error::Result;
 use archiver::store::{
-    ArchiveStore, EventsPage, ExportRequest, ExportStart, ExportTask, GroupInfo, LogStore, ObjectInfo, StreamInfo,
+    ArchiveStore, DataProtection, EventsPage, EventsQuery, ExportRequest, ExportStart, ExportTask, GroupInfo, LogStore,
+    ObjectInfo, StreamInfo, Versioned, WriteCondition,
 };
 use archiver::workflow::Clients;
 use async_trait::async_trait;
@@ -222,7 +223,7 @@ pub struct InterposedArchive {
 }
 
 macro_rules! interposed {
-    ($self:ident, $operation:literal, $method:literal, $target:expr, $call:expr) => {{
+    ($self:ident, $operation:literal, $method:expr, $target:expr, $call:expr) => {{
         $self.interposer.record(&$self.function, $method, $target);
         let result = $call.await;
         if result.is_ok() {
@@ -282,22 +283,18 @@ impl LogStore for InterposedLogs {
             self.inner.describe_stream(group, stream)
         )
     }
-    async fn get_events_page(
-        &self,
-        group: &str,
-        stream: &str,
-        start_ms: i64,
-        end_ms: Option<i64>,
-        token: Option<&str>,
-        limit: Option<i32>,
-    ) -> Result<Option<EventsPage>> {
+    async fn get_events_page(&self, query: EventsQuery<'_>) -> Result<Option<EventsPage>> {
+        let method = if query.unmask {
+            "get_events_page_unmasked"
+        } else {
+            "get_events_page"
+        };
         interposed!(
             self,
             "GetLogEvents",
-            "get_events_page",
-            stream_target(group, stream),
-            self.inner
-                .get_events_page(group, stream, start_ms, end_ms, token, limit)
+            method,
+            stream_target(query.group, query.stream),
+            self.inner.get_events_page(query)
         )
     }
     async fn put_events(&self, group: &str, stream: &str, batch: &LogBatch) -> Result<()> {
@@ -354,6 +351,33 @@ impl LogStore for InterposedLogs {
             self.inner.active_export_task()
         )
     }
+    async fn data_protection(&self, group: &str) -> Result<DataProtection> {
+        interposed!(
+            self,
+            "GetDataProtectionPolicy",
+            "data_protection",
+            group_target(group),
+            self.inner.data_protection(group)
+        )
+    }
+    async fn put_retention(&self, group: &str, days: i32) -> Result<()> {
+        interposed!(
+            self,
+            "PutRetentionPolicy",
+            "put_retention",
+            group_target(group),
+            self.inner.put_retention(group, days)
+        )
+    }
+    async fn delete_retention(&self, group: &str) -> Result<()> {
+        interposed!(
+            self,
+            "DeleteRetentionPolicy",
+            "delete_retention",
+            group_target(group),
+            self.inner.delete_retention(group)
+        )
+    }
 }
 
 #[async_trait]
@@ -392,6 +416,24 @@ impl ArchiveStore for InterposedArchive {
             "put",
             object_target(bucket, key),
             self.inner.put(bucket, key, body)
+        )
+    }
+    async fn get_versioned(&self, bucket: &str, key: &str) -> Result<Option<Versioned>> {
+        interposed!(
+            self,
+            "GetObject",
+            "get",
+            object_target(bucket, key),
+            self.inner.get_versioned(bucket, key)
+        )
+    }
+    async fn put_if(&self, bucket: &str, key: &str, body: Bytes, condition: WriteCondition) -> Result<Option<String>> {
+        interposed!(
+            self,
+            "PutObject",
+            "put",
+            object_target(bucket, key),
+            self.inner.put_if(bucket, key, body, condition)
         )
     }
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>> {

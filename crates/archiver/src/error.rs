@@ -114,6 +114,28 @@ pub enum ArchiverError {
         report_key: String,
     },
 
+    /// Another run took the group's lease: this run stops before it touches
+    /// anything more (a live run renews its lease long before it lapses, so
+    /// this means the run was paused for longer than the lease lasts).
+    #[error("the lease on {group} is held by run {holder}; this run stops without touching anything more")]
+    LeaseLost {
+        /// The log group.
+        group: String,
+        /// The run that holds the lease now.
+        holder: String,
+    },
+
+    /// The export task completed but its objects do not hold what CloudWatch
+    /// Logs shows in its window; nothing was deleted and the checkpoint was
+    /// not advanced.
+    #[error("export task {task_id} is incomplete: {detail}; nothing was deleted and the checkpoint was not advanced")]
+    ExportIncomplete {
+        /// The export task.
+        task_id: String,
+        /// What is missing.
+        detail: String,
+    },
+
     /// A bug or an impossible state; never expected.
     #[error("internal error: {0}")]
     Internal(String),
@@ -146,6 +168,10 @@ pub enum ErrorName {
     ReplayDuplicated,
     /// Some streams of the run failed.
     StreamsFailed,
+    /// Another run holds the group's lease.
+    LeaseLost,
+    /// The export's objects miss events of its window.
+    ExportIncomplete,
     /// A bug.
     InternalError,
 }
@@ -166,6 +192,8 @@ impl ErrorName {
             ErrorName::VerificationPending => "VerificationPending",
             ErrorName::ReplayDuplicated => "ReplayDuplicated",
             ErrorName::StreamsFailed => "StreamsFailed",
+            ErrorName::LeaseLost => "LeaseLost",
+            ErrorName::ExportIncomplete => "ExportIncomplete",
             ErrorName::InternalError => "InternalError",
         }
     }
@@ -193,6 +221,8 @@ impl ArchiverError {
             ArchiverError::VerificationPending { .. } => ErrorName::VerificationPending,
             ArchiverError::ReplayDuplicated { .. } => ErrorName::ReplayDuplicated,
             ArchiverError::StreamsFailed { .. } => ErrorName::StreamsFailed,
+            ArchiverError::LeaseLost { .. } => ErrorName::LeaseLost,
+            ArchiverError::ExportIncomplete { .. } => ErrorName::ExportIncomplete,
             ArchiverError::Internal(_) => ErrorName::InternalError,
         }
     }

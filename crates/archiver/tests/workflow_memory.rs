@@ -41,6 +41,7 @@ impl Run {
             input,
             execution_start_time: Some(self.start.to_rfc3339_opts(SecondsFormat::Millis, true)),
             execution_id: None,
+            execution_name: Some(format!("run-{}", self.start.timestamp_millis())),
         }
     }
 
@@ -218,6 +219,7 @@ async fn a_running_export_is_polled_again_until_it_completes() {
     aws.logs.set_export_plan(ExportPlan {
         running_polls: 2,
         outcome: ExportStatus::Completed,
+        ..ExportPlan::default()
     });
     let state = started(&aws, &run).await;
     for _ in 0..2 {
@@ -239,6 +241,7 @@ async fn a_failed_or_cancelled_export_stops_the_run_and_records_nothing() {
         aws.logs.set_export_plan(ExportPlan {
             running_polls: 0,
             outcome,
+            ..ExportPlan::default()
         });
         let state = started(&aws, &run).await;
         let err = check_export(state.clone(), &aws.clients()).await.unwrap_err();
@@ -248,7 +251,7 @@ async fn a_failed_or_cancelled_export_stops_the_run_and_records_nothing() {
             "{err}"
         );
         assert!(checkpoint(&aws).is_none(), "checkpoint advanced after {outcome:?}");
-        let run_root = layout().run_root(&state.settings.run_id());
+        let run_root = layout().run_root(&state.settings.run_id);
         assert!(
             aws.archive.keys(BUCKET, &run_root).is_empty(),
             "manifest written after {outcome:?}"
@@ -449,6 +452,6 @@ async fn a_group_with_more_streams_than_one_invocation_lists_is_listed_across_in
             .flat_map(|b| &b.streams)
             .all(|s| s.in_export == Some(true))
     );
-    let parts = format!("{}/streams/", layout().run_root(&state.settings.run_id()));
+    let parts = format!("{}/streams/", layout().run_root(&state.settings.run_id));
     assert!(aws.archive.keys(BUCKET, &parts).is_empty(), "listing parts removed");
 }

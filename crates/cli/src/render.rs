@@ -170,8 +170,8 @@ pub fn run_report(report: &RunReport) -> String {
     );
     let _ = writeln!(
         out,
-        "deleted streams:  {} stored",
-        bytes(t.deleted_stored_bytes.max(0) as u64)
+        "deleted streams:  {} in this run's export",
+        bytes(t.deleted_streams_export_bytes)
     );
     let _ = writeln!(
         out,

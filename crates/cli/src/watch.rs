@@ -267,7 +267,7 @@ async fn new_history(sfn: &aws_sdk_sfn::Client, arn: &str, after_id: i64) -> Cli
 /// Map items finished so far: the run's outcome objects in S3.
 async fn batches_done(clients: &Clients, progress: &Progress) -> u64 {
     let Some(settings) = &progress.settings else { return 0 };
-    let prefix = GroupLayout::of(settings).outcomes_root(&settings.run_id());
+    let prefix = GroupLayout::of(settings).outcomes_root(&settings.run_id);
     // Progress is best effort: a failed listing only leaves the bar where it was.
     clients
         .archive

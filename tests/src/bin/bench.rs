@@ -220,6 +220,7 @@ async fn exported(input: serde_json::Value, clients: &Clients) -> Result<(RunSta
         input,
         execution_start_time: None,
         execution_id: None,
+        execution_name: Some(format!("bench-{}", chrono::Utc::now().timestamp_millis())),
     };
     let mut run = start_export(request, clients).await.map_err(err)?;
     let manifest = loop {

@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::input::{Mode, RunSettings};
-use crate::domain::window::Checkpoint;
 use crate::store::StreamInfo;
 
 /// PutLogEvents drops events older than this.
@@ -30,31 +29,35 @@ pub enum SkipReason {
         /// When it last received events (ms).
         last_ingestion_ms: i64,
     },
-    /// It received events after the export that covers its old events started,
-    /// so an old event may have arrived late and be missing from the archive.
-    NotCoveredByExport,
     /// Mode `expired-only` leaves mixed streams whole.
     ExpiredOnlyMode,
     /// Mode `export-only` deletes nothing.
     ExportOnlyMode,
+    /// Mode `retention` leaves mixed streams to the group's retention policy.
+    RetentionMode,
+    /// A data protection policy masks the group: its export may hold masked
+    /// text, so deleting would destroy the originals.
+    DataProtected,
 }
 
 impl SkipReason {
     /// A sentence for reports.
     pub fn describe(&self) -> String {
         match self {
-            SkipReason::KeptEventsTooOld { .. } => {
-                "kept events are too close to the 14-day PutLogEvents limit to be replayed".into()
-            }
-            SkipReason::KeptEventsBeyondRetention { retention_days, .. } => {
-                format!("kept events are older than the group's {retention_days}-day retention")
-            }
+            SkipReason::KeptEventsTooOld { .. } => "kept events older than 14 days (minus the replay margin) cannot be \
+                 replayed: PutLogEvents drops them; use mode retention to archive at this cutoff"
+                .into(),
+            SkipReason::KeptEventsBeyondRetention { retention_days, .. } => format!(
+                "kept events are older than the group's {retention_days}-day retention: PutLogEvents would drop \
+                 them; use mode retention"
+            ),
             SkipReason::Active { .. } => "received events within the quiet period".into(),
-            SkipReason::NotCoveredByExport => {
-                "received events after its export started; old events may be missing from the archive".into()
-            }
             SkipReason::ExpiredOnlyMode => "mixed stream left whole in expired-only mode".into(),
             SkipReason::ExportOnlyMode => "export-only mode deletes nothing".into(),
+            SkipReason::RetentionMode => "left to the group's retention policy (retention mode)".into(),
+            SkipReason::DataProtected => "the group has a data protection policy: its export may hold masked text, \
+                 so deleting would destroy the originals; set allowMaskedArchive to archive it anyway"
+                .into(),
         }
     }
 }
@@ -83,8 +86,6 @@ pub enum StreamClass {
 pub struct ClassifyContext<'a> {
     /// The run's settings.
     pub settings: &'a RunSettings,
-    /// The group's checkpoint after this run's export.
-    pub checkpoint: &'a Checkpoint,
     /// The group's retention, if any.
     pub retention_days: Option<i32>,
 }
@@ -92,7 +93,10 @@ pub struct ClassifyContext<'a> {
 /// Classifies a stream from its DescribeLogStreams data and `first_kept_ms`,
 /// the timestamp of its first event at or after the cutoff as GetLogEvents
 /// reports it (`None` when there is none). DescribeLogStreams timestamps are
-/// eventually consistent, so the GetLogEvents answer decides expired or mixed.
+/// eventually consistent, so the GetLogEvents answer decides expired or mixed;
+/// the metadata only picks candidates and keeps live writers away (the quiet
+/// period). No class is final: rebuild-stream reads the stream again right
+/// before it deletes anything.
 pub fn classify(stream: &StreamInfo, first_kept_ms: Option<i64>, ctx: ClassifyContext<'_>) -> StreamClass {
     let settings = ctx.settings;
     let cutoff = settings.cutoff_ms;
@@ -115,37 +119,41 @@ pub fn classify(stream: &StreamInfo, first_kept_ms: Option<i64>, ctx: ClassifyCo
             last_ingestion_ms: last_ingestion,
         });
     }
-    match ctx.checkpoint.exported_if_ingested_before(first, cutoff) {
-        Some(limit) if last_ingestion < limit => {}
-        _ => return StreamClass::Skip(SkipReason::NotCoveredByExport),
-    }
     let Some(oldest_kept_ms) = first_kept_ms else {
         return StreamClass::Expired;
     };
-    if settings.mode == Mode::ExpiredOnly {
-        return StreamClass::Skip(SkipReason::ExpiredOnlyMode);
+    match settings.mode {
+        Mode::ExpiredOnly => return StreamClass::Skip(SkipReason::ExpiredOnlyMode),
+        Mode::Retention => return StreamClass::Skip(SkipReason::RetentionMode),
+        _ => {}
     }
-    let replay_floor = settings.started_at_ms - REPLAY_MAX_AGE_MS + settings.replay_margin_hours * 3_600_000;
-    if oldest_kept_ms < replay_floor {
+    if oldest_kept_ms < replay_floor_ms(settings, None) {
         return StreamClass::Skip(SkipReason::KeptEventsTooOld { oldest_kept_ms });
     }
-    if let Some(days) = ctx.retention_days {
-        let retention_floor =
-            settings.started_at_ms - i64::from(days) * 24 * 3_600_000 + settings.replay_margin_hours * 3_600_000;
-        if oldest_kept_ms < retention_floor {
-            return StreamClass::Skip(SkipReason::KeptEventsBeyondRetention {
-                oldest_kept_ms,
-                retention_days: days,
-            });
-        }
+    if let Some(days) = ctx.retention_days
+        && oldest_kept_ms < replay_floor_ms(settings, Some(days))
+    {
+        return StreamClass::Skip(SkipReason::KeptEventsBeyondRetention {
+            oldest_kept_ms,
+            retention_days: days,
+        });
     }
     StreamClass::Mixed { oldest_kept_ms }
+}
+
+/// The oldest event a replay may write: PutLogEvents drops events older
+/// than 14 days and than the group's retention; the run's replay margin
+/// keeps a distance from both.
+pub fn replay_floor_ms(settings: &RunSettings, retention_days: Option<i32>) -> i64 {
+    let max_age = retention_days.map_or(REPLAY_MAX_AGE_MS, |days| {
+        REPLAY_MAX_AGE_MS.min(i64::from(days) * 24 * 3_600_000)
+    });
+    settings.started_at_ms - max_age + settings.replay_margin_hours * 3_600_000
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::window::ExportRecord;
 
     const HOUR: i64 = 3_600_000;
     const DAY: i64 = 24 * HOUR;
@@ -167,21 +175,11 @@ mod tests {
             budget: Default::default(),
             map_concurrency: 4,
             execution_id: None,
+            run_id: "run".into(),
+            if_busy: Default::default(),
+            allow_masked_archive: false,
+            retention_slack_days: 14,
         }
-    }
-
-    fn checkpoint() -> Checkpoint {
-        let mut c = Checkpoint::default();
-        c.advance(ExportRecord {
-            task_id: "t".into(),
-            from_ms: 0,
-            until_ms: CUTOFF,
-            started_at_ms: START + HOUR,
-            destination_prefix: "d".into(),
-            objects: 1,
-            bytes: 1,
-        });
-        c
     }
 
     fn stream(first: Option<i64>, last: Option<i64>, ingested: i64) -> StreamInfo {
@@ -197,13 +195,11 @@ mod tests {
 
     fn run(s: &StreamInfo, first_kept: Option<i64>, mode: Mode, retention: Option<i32>) -> StreamClass {
         let settings = settings(mode);
-        let checkpoint = checkpoint();
         classify(
             s,
             first_kept,
             ClassifyContext {
                 settings: &settings,
-                checkpoint: &checkpoint,
                 retention_days: retention,
             },
         )
@@ -272,20 +268,9 @@ mod tests {
             cutoff_ms: START - 20 * DAY,
             ..settings(Mode::Rebuild)
         };
-        let mut c = Checkpoint::default();
-        c.advance(ExportRecord {
-            task_id: "t".into(),
-            from_ms: 0,
-            until_ms: settings.cutoff_ms,
-            started_at_ms: START,
-            destination_prefix: "d".into(),
-            objects: 1,
-            bytes: 1,
-        });
         let s = stream(Some(START - 30 * DAY), Some(START - 5 * DAY), START - 5 * DAY);
         let ctx = ClassifyContext {
             settings: &settings,
-            checkpoint: &c,
             retention_days: None,
         };
         assert_eq!(
@@ -335,41 +320,6 @@ mod tests {
         assert_eq!(
             run(&mixed, Some(CUTOFF), Mode::Plan, None),
             StreamClass::Mixed { oldest_kept_ms: CUTOFF }
-        );
-    }
-
-    #[test]
-    fn late_arrivals_after_the_export_started_are_not_deleted() {
-        // Ingested after the export task started: an old event may have arrived late.
-        let s = stream(Some(CUTOFF - DAY), Some(CUTOFF - 1), START + 2 * HOUR);
-        let settings = RunSettings {
-            started_at_ms: START + 4 * HOUR,
-            ..settings(Mode::Rebuild)
-        };
-        let c = checkpoint();
-        let ctx = ClassifyContext {
-            settings: &settings,
-            checkpoint: &c,
-            retention_days: None,
-        };
-        assert_eq!(
-            classify(&s, None, ctx),
-            StreamClass::Skip(SkipReason::NotCoveredByExport)
-        );
-        // No export on record at all.
-        let empty = Checkpoint::default();
-        let ctx = ClassifyContext {
-            settings: &settings,
-            checkpoint: &empty,
-            retention_days: None,
-        };
-        assert_eq!(
-            classify(
-                &stream(Some(CUTOFF - DAY), Some(CUTOFF - 1), START - 2 * HOUR),
-                None,
-                ctx
-            ),
-            StreamClass::Skip(SkipReason::NotCoveredByExport)
         );
     }
 }

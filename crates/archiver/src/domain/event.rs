@@ -18,3 +18,14 @@ impl LogEvent {
         }
     }
 }
+
+/// An event as GetLogEvents returns it: the event and when CloudWatch Logs
+/// ingested it. The ingestion time decides whether an export can have missed
+/// the event (data takes up to 12 hours to become exportable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestedEvent {
+    /// The event.
+    pub event: LogEvent,
+    /// When CloudWatch Logs ingested it (ms since the Unix epoch).
+    pub ingestion_ms: i64,
+}

@@ -78,6 +78,19 @@ pub struct ExportObjectKey {
     pub stream: String,
     /// The object's number within the stream: 0 for `000000.gz`.
     pub part: u32,
+    /// For a supplement the archiver wrote beside the export
+    /// (`late:<runId>:<part>.gz`, see [`supplement_key`]): the run that wrote it.
+    pub supplement: Option<String>,
+}
+
+/// The key of a supplement to an export: events of the export's window that
+/// CloudWatch Logs ingested too late for the export, read by the archiver and
+/// written in the export's own line format beside its objects, so that
+/// `restore` and Athena read them as part of the export. Stream names cannot
+/// contain `:`, and export object names never do, so supplements are never
+/// mistaken for either.
+pub fn supplement_key(destination_prefix: &str, task_id: &str, stream: &str, run_id: &str, part: u32) -> String {
+    format!("{destination_prefix}/{task_id}/{stream}/late:{run_id}:{part:06}.gz")
 }
 
 /// Parses an export object key written under `prefix`.
@@ -97,7 +110,16 @@ pub fn parse_export_key(prefix: &str, key: &str) -> Option<ExportObjectKey> {
     };
     let (task_id, rest) = rest.split_once('/')?;
     let (stream, file) = rest.rsplit_once('/')?;
-    let digits = file.strip_suffix(".gz")?;
+    let (supplement, digits) = match file.strip_prefix("late:") {
+        Some(late) => {
+            let (run_id, part) = late.split_once(':')?;
+            if run_id.is_empty() {
+                return None;
+            }
+            (Some(run_id.to_string()), part.strip_suffix(".gz")?)
+        }
+        None => (None, file.strip_suffix(".gz")?),
+    };
     if task_id.is_empty() || stream.is_empty() || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -106,6 +128,7 @@ pub fn parse_export_key(prefix: &str, key: &str) -> Option<ExportObjectKey> {
         task_id: task_id.to_string(),
         stream: stream.to_string(),
         part,
+        supplement,
     })
 }
 
@@ -216,6 +239,15 @@ pub fn format_export_text(events: &[LogEvent]) -> String {
         text.push('\n');
     }
     text
+}
+
+/// A gzip object of export lines, as an export task writes them: what the
+/// archiver writes for supplements (and the memory store for its exports).
+pub fn encode_export_object(events: &[LogEvent]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(format_export_text(events).as_bytes())?;
+    gz.finish()
 }
 
 /// Whether a message reads back unchanged from an export line: true unless
@@ -541,11 +573,27 @@ mod tests {
     }
 
     #[test]
+    fn supplement_keys_parse_back_as_the_stream_of_their_export() {
+        let key = supplement_key("exports/app", "t-1", "2026/10/01/[$LATEST]ab", "run-7", 2);
+        assert_eq!(key, "exports/app/t-1/2026/10/01/[$LATEST]ab/late:run-7:000002.gz");
+        assert_eq!(
+            parse_export_key("exports/app", &key),
+            Some(ExportObjectKey {
+                task_id: "t-1".into(),
+                stream: "2026/10/01/[$LATEST]ab".into(),
+                part: 2,
+                supplement: Some("run-7".into()),
+            })
+        );
+    }
+
+    #[test]
     fn export_keys() {
         let key = |task: &str, stream: &str, part| ExportObjectKey {
             task_id: task.to_string(),
             stream: stream.to_string(),
             part,
+            supplement: None,
         };
         assert_eq!(
             parse_export_key("exports/app", "exports/app/1234-abcd/web-1/000000.gz"),
@@ -573,6 +621,9 @@ mod tests {
             "exports/app/t/s/00a000.gz",
             "exports/app/t/s/99999999999.gz",
             "exports/app/t/s/+1.gz",
+            "exports/app/t/s/late::000001.gz",
+            "exports/app/t/s/late:r:x.gz",
+            "exports/app/t/s/late:r.gz",
         ] {
             assert_eq!(parse_export_key("exports/app", bad), None, "{bad}");
         }

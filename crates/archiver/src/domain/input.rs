@@ -40,6 +40,18 @@ fn delete_interval_ms(deletes_per_second: i64, concurrency: i64) -> u64 {
 }
 /// Data can take up to 12 hours to become exportable, so the cutoff may not be newer.
 pub const MIN_CUTOFF_AGE_HOURS: i64 = 12;
+/// Retention mode hands events older than the cutoff to the group's
+/// retention policy without reading them, so every such event must already
+/// be in the export: with a cutoff at least 15 days old, none can still
+/// arrive (PutLogEvents refuses events over 14 days old) or be too recent
+/// for the export (up to 12 hours, plus the margin).
+pub const RETENTION_MODE_MIN_DAYS: i64 = 15;
+/// Default days of retention on top of the cutoff in retention mode, and of
+/// protection in the retention guard: more than the time between two
+/// scheduled runs plus the time to notice and fix a failed one.
+pub const DEFAULT_RETENTION_SLACK_DAYS: i64 = 14;
+/// Longest run id: Step Functions execution names have at most 80 characters.
+pub const RUN_ID_MAX_CHARS: usize = 80;
 
 /// What a run does to the streams it selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -54,6 +66,21 @@ pub enum Mode {
     ExportOnly,
     /// Report what a rebuild run would do; touch nothing.
     Plan,
+    /// Export, delete expired streams, and set the group's retention so that
+    /// CloudWatch Logs expires the archived events of mixed streams itself:
+    /// no replay, no re-ingestion cost.
+    Retention,
+}
+
+/// What a run does when another run holds the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum IfBusy {
+    /// End at once, successfully, touching nothing (`GROUP_BUSY`).
+    #[default]
+    End,
+    /// Wait (in a Wait state) until the group is free.
+    Wait,
 }
 
 impl Mode {
@@ -64,13 +91,21 @@ impl Mode {
             Mode::ExpiredOnly => "expired-only",
             Mode::ExportOnly => "export-only",
             Mode::Plan => "plan",
+            Mode::Retention => "retention",
         }
     }
 
-    fn parse(text: &str) -> Option<Mode> {
-        [Mode::Rebuild, Mode::ExpiredOnly, Mode::ExportOnly, Mode::Plan]
-            .into_iter()
-            .find(|mode| mode.as_str() == text)
+    /// Every mode, in the order the documentation lists them.
+    pub const ALL: [Mode; 5] = [Mode::Rebuild, Mode::ExpiredOnly, Mode::ExportOnly, Mode::Plan, Mode::Retention];
+
+    /// The mode named `text` in the execution input.
+    pub fn parse(text: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|mode| mode.as_str() == text)
+    }
+
+    /// Whether the mode deletes or rebuilds streams.
+    pub fn is_destructive(self) -> bool {
+        matches!(self, Mode::Rebuild | Mode::ExpiredOnly | Mode::Retention)
     }
 }
 
@@ -113,6 +148,17 @@ pub struct ExecutionInput {
     /// Map items processed at once (default 4, at most 40): the Map's
     /// MaxConcurrency, read from the settings by the state machine.
     pub map_concurrency: Option<i64>,
+    /// `end` (default): a run started while another run holds the group
+    /// ends at once as `GROUP_BUSY`; `wait`: it waits for the group.
+    pub if_busy: Option<String>,
+    /// Prune a group with a data protection policy although its export may
+    /// hold masked text (default false: its streams are skipped).
+    pub allow_masked_archive: Option<bool>,
+    /// Days of retention on top of the cutoff in retention mode, and of
+    /// protection in the retention guard (default 14).
+    pub retention_slack_days: Option<i64>,
+    /// Set by the state machine from `$$.Execution.Name`: the run id.
+    pub execution_name: Option<String>,
     /// Set by the state machine from `$$.Execution.StartTime`; the cutoff is
     /// computed from it so retries and re-runs of one execution agree.
     pub execution_start_time: Option<String>,
@@ -169,6 +215,22 @@ pub struct RunSettings {
     /// The Step Functions execution (`$$.Execution.Id`), for the logs of every step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_id: Option<String>,
+    /// Identifies the run in every key it writes, its export task and its
+    /// lease: the execution name, unique per state machine.
+    pub run_id: String,
+    /// What to do when another run holds the group.
+    #[serde(default)]
+    pub if_busy: IfBusy,
+    /// Prune a data-protected group although its export may hold masked text.
+    #[serde(default)]
+    pub allow_masked_archive: bool,
+    /// Retention slack in days (retention mode and the retention guard).
+    #[serde(default = "default_retention_slack_days")]
+    pub retention_slack_days: i64,
+}
+
+fn default_retention_slack_days() -> i64 {
+    DEFAULT_RETENTION_SLACK_DAYS
 }
 
 /// How much one Lambda invocation does before it hands back a continuation,
@@ -196,14 +258,24 @@ impl Default for InvocationBudget {
     }
 }
 
-impl RunSettings {
-    /// Identifies this run in S3 keys and execution names: the cutoff, in UTC.
-    pub fn run_id(&self) -> String {
-        format_run_id(self.cutoff_ms)
-    }
+/// A run id from an execution name: letters, digits, `-`, `_` and `.` are
+/// kept (they are safe in S3 keys and export task names), anything else
+/// becomes `-`; at most [`RUN_ID_MAX_CHARS`] characters.
+pub fn run_id_of(execution_name: &str) -> String {
+    execution_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(RUN_ID_MAX_CHARS)
+        .collect()
 }
 
-/// The run id of a cutoff: `YYYYMMDDTHHMMSSZ`.
+/// A time as `YYYYMMDDTHHMMSSZ` (UTC), as run ids and execution names show it.
 pub fn format_run_id(cutoff_ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(cutoff_ms)
         .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
@@ -294,10 +366,31 @@ impl ExecutionInput {
             Some(text) => Mode::parse(text).unwrap_or_else(|| {
                 problem(
                     "mode",
-                    format!("{text:?} is not a mode: use \"rebuild\", \"expired-only\", \"export-only\" or \"plan\""),
+                    format!(
+                        "{text:?} is not a mode: use \"rebuild\", \"expired-only\", \"export-only\", \"plan\" or \"retention\""
+                    ),
                 );
                 Mode::Rebuild
             }),
+        };
+        let if_busy = match self.if_busy.as_deref() {
+            None | Some("end") => IfBusy::End,
+            Some("wait") => IfBusy::Wait,
+            Some(text) => {
+                problem("ifBusy", format!("{text:?} is not allowed: use \"end\" or \"wait\""));
+                IfBusy::End
+            }
+        };
+        let run_id = match self.execution_name.as_deref().map(run_id_of) {
+            Some(id) if !id.is_empty() => id,
+            Some(_) => {
+                problem(
+                    "executionName",
+                    "is empty; leave it to the state machine ($$.Execution.Name)".into(),
+                );
+                String::new()
+            }
+            None => format!("plan-{}", format_run_id(started_at.timestamp_millis())),
         };
 
         let latest_cutoff = started_at - Duration::hours(MIN_CUTOFF_AGE_HOURS);
@@ -383,6 +476,14 @@ impl ExecutionInput {
             13 * 24,
         );
 
+        let retention_slack_days = bounded(
+            &mut problem,
+            "retentionSlackDays",
+            self.retention_slack_days,
+            DEFAULT_RETENTION_SLACK_DAYS,
+            1,
+            365,
+        );
         let map_concurrency = bounded(
             &mut problem,
             "mapConcurrency",
@@ -421,6 +522,20 @@ impl ExecutionInput {
             ),
         };
 
+        if let Some(cutoff) = cutoff
+            && mode == Mode::Retention
+            && cutoff > started_at - Duration::days(RETENTION_MODE_MIN_DAYS)
+        {
+            problems.push(InputProblem::new(
+                if self.cutoff.is_some() { "cutoff" } else { "olderThanDays" },
+                format!(
+                    "retention mode needs a cutoff at least {RETENTION_MODE_MIN_DAYS} days old (events younger \
+                     than 14 days can still arrive and miss the export); use olderThanDays >= {RETENTION_MODE_MIN_DAYS}, \
+                     or mode rebuild for a recent cutoff"
+                ),
+            ));
+        }
+
         match cutoff {
             Some(cutoff) if problems.is_empty() => Ok(RunSettings {
                 log_group_name,
@@ -436,6 +551,10 @@ impl ExecutionInput {
                 budget,
                 map_concurrency,
                 execution_id: None,
+                run_id,
+                if_busy,
+                allow_masked_archive: self.allow_masked_archive.unwrap_or(false),
+                retention_slack_days,
             }),
             _ => Err(ArchiverError::InvalidInput(problems)),
         }
@@ -574,7 +693,7 @@ mod tests {
         );
         assert_eq!(settings.mode, Mode::Rebuild);
         assert_eq!(settings.prefix, DEFAULT_PREFIX);
-        assert_eq!(settings.run_id(), "20261025T100000Z");
+        assert!(settings.run_id.starts_with("plan-20261124T103712Z"), "{}", settings.run_id);
     }
 
     #[test]

@@ -2,20 +2,29 @@
 //! tables depend on it.
 //!
 //! ```text
-//! {prefix}/{group path}/@checkpoint.json
+//! {prefix}/{group path}/@checkpoint.json                  (compare-and-swap)
+//! {prefix}/{group path}/@lease.json                       (one run at a time)
+//! {prefix}/{group path}/@retention.json                   (the retention the archiver replaced)
 //! {prefix}/{group path}/@exports/dt={YYYY-MM-DD}/{taskId}/{stream}/000000.gz
+//! {prefix}/{group path}/@exports/dt={YYYY-MM-DD}/{taskId}/{stream}/late:{runId}:000000.gz
 //! {prefix}/{group path}/@runs/{runId}/streams/{part}.json   (while streams are listed)
 //! {prefix}/{group path}/@runs/{runId}/manifest.json
+//! {prefix}/{group path}/@runs/{runId}/plans/{batch}.json
+//! {prefix}/{group path}/@runs/{runId}/progress/{batch}.json
 //! {prefix}/{group path}/@runs/{runId}/outcomes/{batch}.json
 //! {prefix}/{group path}/@runs/{runId}/report.json
-//! {prefix}/{group path}/@staging/{stream}:{segment}.jsonl.gz
-//! {prefix}/{group path}/@staging/{stream}:rebuilding
+//! {prefix}/{group path}/@staging/{runId}/{stream}:{segment}.jsonl.gz
+//! {prefix}/{group path}/@staging/{runId}/{stream}:rebuilding
 //! ```
 //!
-//! A stream's kept events are staged in numbered segments (from 000001), each
-//! a complete staging object, so a scan or a replay can stop between segments
-//! and go on in the next invocation. Stream names cannot contain `:`, so the
-//! stream part of a staging key is unambiguous.
+//! Every key a run writes carries its run id (the execution name), so two
+//! runs never share one. A stream's kept events are staged in numbered
+//! segments (from 000001), each a complete staging object, so a scan or a
+//! replay can stop between segments and go on in the next invocation. Run
+//! ids never contain `/` and stream names cannot contain `:`, so a staging
+//! key parses back unambiguously. The `late:` objects are supplements: events
+//! of an export's window that arrived too late for it, written by the
+//! archiver before it deleted them from CloudWatch Logs.
 //!
 //! `{group path}` is the group name without its leading `/`. Log group names
 //! cannot contain `@`, so the `@` segments end the group path unambiguously:
@@ -51,6 +60,22 @@ impl GroupLayout {
     /// The checkpoint object of the group.
     pub fn checkpoint(&self) -> String {
         format!("{}/@checkpoint.json", self.root)
+    }
+
+    /// The group's lease: which run holds it.
+    pub fn lease(&self) -> String {
+        format!("{}/@lease.json", self.root)
+    }
+
+    /// The retention the archiver replaced (by the guard or the hand-off),
+    /// so that it can be put back.
+    pub fn retention_record(&self) -> String {
+        format!("{}/@retention.json", self.root)
+    }
+
+    /// Every run's bookkeeping objects.
+    pub fn runs_root(&self) -> String {
+        format!("{}/@runs/", self.root)
     }
 
     /// The destination prefix given to CreateExportTask for a window ending at `cutoff_ms`.
@@ -92,37 +117,84 @@ impl GroupLayout {
         format!("{}/outcomes/", self.run_root(run_id))
     }
 
+    /// What scan-stream planned for one Map item.
+    pub fn plans(&self, run_id: &str, batch: u32) -> String {
+        format!("{}{batch:06}.json", self.plans_root(run_id))
+    }
+
+    /// Every plans object of a run.
+    pub fn plans_root(&self, run_id: &str) -> String {
+        format!("{}/plans/", self.run_root(run_id))
+    }
+
+    /// Every progress object of a run.
+    pub fn progress_root(&self, run_id: &str) -> String {
+        format!("{}/progress/", self.run_root(run_id))
+    }
+
+    /// How far rebuild-stream got with one Map item: the outcomes so far and
+    /// the stream it is deleting, so a retried invocation never redoes a
+    /// finished stream.
+    pub fn progress(&self, run_id: &str, batch: u32) -> String {
+        format!("{}{batch:06}.json", self.progress_root(run_id))
+    }
+
     /// The full report of a run.
     pub fn report(&self, run_id: &str) -> String {
         format!("{}/report.json", self.run_root(run_id))
     }
 
-    /// The prefix of the group's staging objects.
+    /// The prefix of the group's staging objects, of every run.
     pub fn staging_root(&self) -> String {
         format!("{}/@staging/", self.root)
     }
 
+    /// The prefix of one run's staging objects of one stream.
+    pub fn stream_staging_root(&self, run_id: &str, stream: &str) -> String {
+        format!("{}{run_id}/{stream}:", self.staging_root())
+    }
+
     /// Segment `segment` (from 1) of a stream's staged kept events.
-    pub fn staging_segment(&self, stream: &str, segment: u32) -> String {
-        format!("{}{stream}:{segment:06}{SEGMENT_SUFFIX}", self.staging_root())
+    pub fn staging_segment(&self, run_id: &str, stream: &str, segment: u32) -> String {
+        format!(
+            "{}{segment:06}{SEGMENT_SUFFIX}",
+            self.stream_staging_root(run_id, stream)
+        )
     }
 
-    /// The marker written just before a staged stream is deleted: while it
-    /// exists the staging segments, not the stream, hold the truth.
-    pub fn rebuilding_marker(&self, stream: &str) -> String {
-        format!("{}{stream}:{REBUILDING_MARKER}", self.staging_root())
+    /// The marker written before a staged stream is deleted: while it exists
+    /// the staging segments, not the stream, hold the truth.
+    pub fn rebuilding_marker(&self, run_id: &str, stream: &str) -> String {
+        format!("{}{REBUILDING_MARKER}", self.stream_staging_root(run_id, stream))
     }
 
-    /// The stream a staging-area key belongs to, and what the key is.
-    pub fn parse_staging_key(&self, key: &str) -> Option<(String, StagingKeyKind)> {
+    /// The run and stream a staging-area key belongs to, and what the key is.
+    pub fn parse_staging_key(&self, key: &str) -> Option<StagingKey> {
         let rest = key.strip_prefix(&self.staging_root())?;
+        let (run_id, rest) = rest.split_once('/')?;
         let (stream, what) = rest.rsplit_once(':')?;
-        if what == REBUILDING_MARKER {
-            return Some((stream.to_string(), StagingKeyKind::RebuildingMarker));
-        }
-        let segment = what.strip_suffix(SEGMENT_SUFFIX)?.parse().ok()?;
-        Some((stream.to_string(), StagingKeyKind::Segment(segment)))
+        let kind = if what == REBUILDING_MARKER {
+            StagingKeyKind::RebuildingMarker
+        } else {
+            StagingKeyKind::Segment(what.strip_suffix(SEGMENT_SUFFIX)?.parse().ok()?)
+        };
+        (!run_id.is_empty() && !stream.is_empty()).then(|| StagingKey {
+            run_id: run_id.to_string(),
+            stream: stream.to_string(),
+            kind,
+        })
     }
+}
+
+/// A key of the staging area, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagingKey {
+    /// The run that staged it.
+    pub run_id: String,
+    /// The stream.
+    pub stream: String,
+    /// What the key is.
+    pub kind: StagingKeyKind,
 }
 
 /// What a key in the staging area is.
@@ -152,22 +224,29 @@ mod tests {
         );
         assert_eq!(l.outcome("r", 7), "arch/aws/lambda/api/@runs/r/outcomes/000007.json");
         assert_eq!(
-            l.staging_segment("2025/10/25/[$LATEST]abc", 3),
-            "arch/aws/lambda/api/@staging/2025/10/25/[$LATEST]abc:000003.jsonl.gz"
+            l.staging_segment("run-1", "2025/10/25/[$LATEST]abc", 3),
+            "arch/aws/lambda/api/@staging/run-1/2025/10/25/[$LATEST]abc:000003.jsonl.gz"
         );
+        assert_eq!(l.lease(), "arch/aws/lambda/api/@lease.json");
+        assert_eq!(l.progress("r", 7), "arch/aws/lambda/api/@runs/r/progress/000007.json");
     }
 
     #[test]
     fn staging_keys_parse_back_even_for_odd_stream_names() {
         let l = GroupLayout::new("p", "g");
         for stream in ["a", "a/b/c", "x.rebuilding", "y.jsonl.gz", "ünï côdé"] {
+            let key = |kind| StagingKey {
+                run_id: "run".into(),
+                stream: stream.to_string(),
+                kind,
+            };
             assert_eq!(
-                l.parse_staging_key(&l.staging_segment(stream, 12)),
-                Some((stream.to_string(), StagingKeyKind::Segment(12)))
+                l.parse_staging_key(&l.staging_segment("run", stream, 12)),
+                Some(key(StagingKeyKind::Segment(12)))
             );
             assert_eq!(
-                l.parse_staging_key(&l.rebuilding_marker(stream)),
-                Some((stream.to_string(), StagingKeyKind::RebuildingMarker))
+                l.parse_staging_key(&l.rebuilding_marker("run", stream)),
+                Some(key(StagingKeyKind::RebuildingMarker))
             );
         }
     }
@@ -176,7 +255,7 @@ mod tests {
     fn nested_groups_never_share_a_listing_prefix() {
         let parent = GroupLayout::new("p", "/app");
         let child = GroupLayout::new("p", "/app/api");
-        assert!(!child.staging_segment("s", 1).starts_with(&parent.staging_root()));
+        assert!(!child.staging_segment("r", "s", 1).starts_with(&parent.staging_root()));
         assert!(!child.export_prefix(0).starts_with(&parent.exports_root()));
     }
 }

@@ -6,5 +6,7 @@ pub mod event;
 pub mod export_format;
 pub mod input;
 pub mod layout;
+pub mod lease;
+pub mod retention;
 pub mod staging;
 pub mod window;

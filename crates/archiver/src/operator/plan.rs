@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use crate::domain::batch::EVENT_OVERHEAD_BYTES;
 use crate::domain::classify::{ClassifyContext, StreamClass, classify};
 use crate::domain::input::{ExecutionInput, RunSettings};
-use crate::domain::window::{Checkpoint, ExportRecord};
 use crate::error::{ArchiverError, Result};
 use crate::store::{LogStore, StreamInfo};
 use crate::workflow::{ReadLimits, ReadProgress, read_events};
@@ -193,20 +192,8 @@ pub async fn plan_group(logs: &dyn LogStore, settings: &RunSettings, exact: bool
             format!("log group {group:?} does not exist in this account and region: check the name and the region"),
         )
     })?;
-    // The run's export would start now and cover everything before the cutoff.
-    let mut checkpoint = Checkpoint::default();
-    checkpoint.advance(ExportRecord {
-        task_id: "planned".into(),
-        from_ms: 0,
-        until_ms: settings.cutoff_ms,
-        started_at_ms: settings.started_at_ms,
-        destination_prefix: String::new(),
-        objects: 0,
-        bytes: 0,
-    });
     let ctx = ClassifyContext {
         settings,
-        checkpoint: &checkpoint,
         retention_days: info.retention_in_days,
     };
     let mut streams = logs.list_streams(group).await?;

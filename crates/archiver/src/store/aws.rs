@@ -9,11 +9,11 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use bytes::Bytes;
 
 use crate::domain::batch::LogBatch;
-use crate::domain::event::LogEvent;
+use crate::domain::event::{IngestedEvent, LogEvent};
 use crate::error::{ArchiverError, Result};
 use crate::store::{
-    ArchiveStore, EventsPage, ExportRequest, ExportStart, ExportStatus, ExportTask, GroupInfo, LogStore, ObjectInfo,
-    RejectedEvents, StreamInfo,
+    ArchiveStore, DataProtection, EventsPage, EventsQuery, ExportRequest, ExportStart, ExportStatus, ExportTask,
+    GroupInfo, LogStore, ObjectInfo, RejectedEvents, StreamInfo, Versioned, WriteCondition,
 };
 
 /// Attempts per call, counting the first: throttling at 5 TPS quotas is
@@ -101,6 +101,14 @@ fn is_not_found<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     )
 }
 
+fn is_condition_failed<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    matches!(
+        err.code(),
+        Some("PreconditionFailed" | "ConditionalRequestConflict" | "NoSuchKey")
+    ) || matches!(status, Some(412 | 409))
+}
+
 fn stream_info(s: &logs::types::LogStream) -> StreamInfo {
     StreamInfo {
         name: s.log_stream_name().unwrap_or_default().to_string(),
@@ -129,6 +137,7 @@ fn export_task(t: &logs::types::ExportTask) -> ExportTask {
             _ => ExportStatus::Pending,
         },
         message: status.and_then(|s| s.message()).unwrap_or_default().to_string(),
+        creation_ms: t.execution_info().and_then(|i| i.creation_time()),
     }
 }
 
@@ -148,6 +157,7 @@ impl LogStore for CloudWatchLogs {
                     name: group.to_string(),
                     creation_time: g.creation_time().unwrap_or_default(),
                     retention_in_days: g.retention_in_days(),
+                    stored_bytes: g.stored_bytes(),
                 }));
             }
         }
@@ -186,25 +196,18 @@ impl LogStore for CloudWatchLogs {
         }
     }
 
-    async fn get_events_page(
-        &self,
-        group: &str,
-        stream: &str,
-        start_ms: i64,
-        end_ms: Option<i64>,
-        token: Option<&str>,
-        limit: Option<i32>,
-    ) -> Result<Option<EventsPage>> {
+    async fn get_events_page(&self, query: EventsQuery<'_>) -> Result<Option<EventsPage>> {
         let out = self
             .client
             .get_log_events()
-            .log_group_name(group)
-            .log_stream_name(stream)
-            .start_time(start_ms)
-            .set_end_time(end_ms)
+            .log_group_name(query.group)
+            .log_stream_name(query.stream)
+            .start_time(query.start_ms)
+            .set_end_time(query.end_ms)
             .start_from_head(true)
-            .set_next_token(token.map(str::to_string))
-            .set_limit(limit)
+            .set_next_token(query.token.map(str::to_string))
+            .set_limit(query.limit)
+            .set_unmask(query.unmask.then_some(true))
             .send()
             .await;
         match out {
@@ -212,7 +215,14 @@ impl LogStore for CloudWatchLogs {
                 events: page
                     .events()
                     .iter()
-                    .map(|e| LogEvent::new(e.timestamp().unwrap_or_default(), e.message().unwrap_or_default()))
+                    .map(|e| IngestedEvent {
+                        event: LogEvent::new(e.timestamp().unwrap_or_default(), e.message().unwrap_or_default()),
+                        // Missing only if AWS changed the API: then the event
+                        // counts as ingested now, the strictest reading.
+                        ingestion_ms: e
+                            .ingestion_time()
+                            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+                    })
                     .collect(),
                 next_forward_token: page.next_forward_token().map(str::to_string),
             })),
@@ -335,6 +345,55 @@ impl LogStore for CloudWatchLogs {
         }
         Ok(None)
     }
+
+    async fn data_protection(&self, group: &str) -> Result<DataProtection> {
+        let group_policy = match self
+            .client
+            .get_data_protection_policy()
+            .log_group_identifier(group)
+            .send()
+            .await
+        {
+            Ok(out) => out.policy_document().is_some_and(|d| !d.is_empty()),
+            Err(e) if is_not_found(&e) => false,
+            Err(e) => return Err(sdk_error("GetDataProtectionPolicy", e)),
+        };
+        let account_policy = match self
+            .client
+            .describe_account_policies()
+            .policy_type(logs::types::PolicyType::DataProtectionPolicy)
+            .send()
+            .await
+        {
+            Ok(out) => !out.account_policies().is_empty(),
+            Err(e) if is_not_found(&e) => false,
+            Err(e) => return Err(sdk_error("DescribeAccountPolicies", e)),
+        };
+        Ok(DataProtection {
+            group_policy,
+            account_policy,
+        })
+    }
+
+    async fn put_retention(&self, group: &str, days: i32) -> Result<()> {
+        self.client
+            .put_retention_policy()
+            .log_group_name(group)
+            .retention_in_days(days)
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutRetentionPolicy", e))?;
+        Ok(())
+    }
+
+    async fn delete_retention(&self, group: &str) -> Result<()> {
+        match self.client.delete_retention_policy().log_group_name(group).send().await {
+            Ok(_) => Ok(()),
+            // No policy to delete: the group already keeps its events.
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(sdk_error("DeleteRetentionPolicy", e)),
+        }
+    }
 }
 
 /// The SDK implementation of [`ArchiveStore`].
@@ -404,6 +463,40 @@ impl ArchiveStore for S3Archive {
             .await
             .map_err(|e| sdk_error("PutObject", e))?;
         Ok(())
+    }
+
+    async fn get_versioned(&self, bucket: &str, key: &str) -> Result<Option<Versioned>> {
+        match self.client.get_object().bucket(bucket).key(key).send().await {
+            Ok(out) => {
+                let etag = out.e_tag().unwrap_or_default().to_string();
+                let body = out.body.collect().await.map_err(|e| ArchiverError::Service {
+                    operation: "GetObject",
+                    message: format!("reading s3://{bucket}/{key}: {e}"),
+                    retryable: true,
+                })?;
+                Ok(Some(Versioned {
+                    body: body.into_bytes(),
+                    etag,
+                }))
+            }
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(sdk_error("GetObject", e)),
+        }
+    }
+
+    async fn put_if(&self, bucket: &str, key: &str, body: Bytes, condition: WriteCondition) -> Result<Option<String>> {
+        let request = self.client.put_object().bucket(bucket).key(key).body(body.into());
+        let request = match &condition {
+            WriteCondition::IfAbsent => request.if_none_match("*"),
+            WriteCondition::IfMatch(etag) => request.if_match(etag),
+        };
+        match request.send().await {
+            Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
+            // 412: the condition failed; 409: a concurrent conditional write
+            // won; 404 (If-Match): the object is gone. The caller reads again.
+            Err(e) if is_condition_failed(&e) => Ok(None),
+            Err(e) => Err(sdk_error("PutObject", e)),
+        }
     }
 
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>> {

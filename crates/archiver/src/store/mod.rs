@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::batch::LogBatch;
-use crate::domain::event::LogEvent;
+use crate::domain::event::IngestedEvent;
 use crate::error::{ArchiverError, Result};
 
 /// What DescribeLogGroups says about a group.
@@ -26,6 +26,29 @@ pub struct GroupInfo {
     pub creation_time: i64,
     /// Retention in days, if the group has a retention policy.
     pub retention_in_days: Option<i32>,
+    /// Bytes the group stores (compressed, as billed). Unlike a stream's
+    /// `storedBytes`, which AWS has reported as 0 since June 2019, the
+    /// group's figure is real.
+    #[serde(default)]
+    pub stored_bytes: Option<i64>,
+}
+
+/// Whether a data protection policy masks a group's events: its own
+/// (GetDataProtectionPolicy) or the account's (DescribeAccountPolicies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataProtection {
+    /// The group has a data protection policy of its own.
+    pub group_policy: bool,
+    /// The account has a data protection policy (it applies to every group).
+    pub account_policy: bool,
+}
+
+impl DataProtection {
+    /// Whether any policy masks the group's events.
+    pub fn masks(&self) -> bool {
+        self.group_policy || self.account_policy
+    }
 }
 
 /// What DescribeLogStreams says about a stream. The timestamps are
@@ -43,15 +66,38 @@ pub struct StreamInfo {
     pub last_event_timestamp: Option<i64>,
     /// When the stream last received events (ms).
     pub last_ingestion_time: Option<i64>,
-    /// Stored bytes as reported (deprecated by AWS, often 0).
+    /// Always 0 on AWS since June 2019 (the group's figure is real): no
+    /// figure of the archiver depends on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_bytes: Option<i64>,
+}
+
+/// One GetLogEvents call: the events of `stream` with
+/// `start_ms <= t < end_ms`, oldest first.
+#[derive(Debug, Clone, Copy)]
+pub struct EventsQuery<'a> {
+    /// The group.
+    pub group: &'a str,
+    /// The stream.
+    pub stream: &'a str,
+    /// First event time included (ms).
+    pub start_ms: i64,
+    /// First event time excluded (ms), `None` for no end.
+    pub end_ms: Option<i64>,
+    /// The forward token of the previous page, `None` for the first.
+    pub token: Option<&'a str>,
+    /// Events per page asked for (at most 10,000).
+    pub limit: Option<i32>,
+    /// Read the original text of a data-protected group (`unmask=true`,
+    /// which needs `logs:Unmask`) instead of the masked one.
+    pub unmask: bool,
 }
 
 /// One page of GetLogEvents.
 #[derive(Debug, Clone, Default)]
 pub struct EventsPage {
-    /// The events, oldest first.
-    pub events: Vec<LogEvent>,
+    /// The events, oldest first, with their ingestion times.
+    pub events: Vec<IngestedEvent>,
     /// The token for the next page; equal to the token sent at the end.
     pub next_forward_token: Option<String>,
 }
@@ -96,6 +142,8 @@ pub struct ExportTask {
     pub status: ExportStatus,
     /// Status message.
     pub message: String,
+    /// When CloudWatch Logs created the task (ms), when it says.
+    pub creation_ms: Option<i64>,
 }
 
 /// A CreateExportTask request: exports events with `from_ms <= t <= to_ms`.
@@ -177,17 +225,8 @@ pub trait LogStore: Send + Sync {
     }
     /// One stream, or `None` when it does not exist.
     async fn describe_stream(&self, group: &str, stream: &str) -> Result<Option<StreamInfo>>;
-    /// One forward page of events with `start_ms <= t < end_ms`, oldest first.
-    /// `Ok(None)` when the stream does not exist.
-    async fn get_events_page(
-        &self,
-        group: &str,
-        stream: &str,
-        start_ms: i64,
-        end_ms: Option<i64>,
-        token: Option<&str>,
-        limit: Option<i32>,
-    ) -> Result<Option<EventsPage>>;
+    /// One forward page of GetLogEvents. `Ok(None)` when the stream does not exist.
+    async fn get_events_page(&self, query: EventsQuery<'_>) -> Result<Option<EventsPage>>;
     /// PutLogEvents of one batch, valid by construction. Events CloudWatch
     /// Logs drops (too old, beyond retention, too far in the future) are a
     /// [`ArchiverError::ReplayRejected`]; the others are stored.
@@ -202,6 +241,13 @@ pub trait LogStore: Send + Sync {
     async fn describe_export_task(&self, task_id: &str) -> Result<Option<ExportTask>>;
     /// A task of the account that is PENDING or RUNNING, if any.
     async fn active_export_task(&self) -> Result<Option<ExportTask>>;
+    /// The data protection policies that mask the group's events.
+    async fn data_protection(&self, group: &str) -> Result<DataProtection>;
+    /// PutRetentionPolicy: events older than `days` expire (valid values only,
+    /// see [`crate::domain::retention::RETENTION_DAYS`]).
+    async fn put_retention(&self, group: &str, days: i32) -> Result<()>;
+    /// DeleteRetentionPolicy: the group keeps its events forever.
+    async fn delete_retention(&self, group: &str) -> Result<()>;
 }
 
 /// An object listed under a prefix.
@@ -211,6 +257,24 @@ pub struct ObjectInfo {
     pub key: String,
     /// Size in bytes.
     pub size: i64,
+}
+
+/// An object's bytes and the ETag a conditional write compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// The object's bytes.
+    pub body: Bytes,
+    /// Its ETag, as S3 returned it.
+    pub etag: String,
+}
+
+/// The condition of a conditional PutObject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// `If-None-Match: *`: only if no object has the key.
+    IfAbsent,
+    /// `If-Match: etag`: only if the object is still this version.
+    IfMatch(String),
 }
 
 /// S3, as far as the archiver needs it.
@@ -224,6 +288,13 @@ pub trait ArchiveStore: Send + Sync {
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool>;
     /// Writes a whole object.
     async fn put(&self, bucket: &str, key: &str, body: Bytes) -> Result<()>;
+    /// The object and its ETag, or `None` when it does not exist.
+    async fn get_versioned(&self, bucket: &str, key: &str) -> Result<Option<Versioned>>;
+    /// Writes the object only if `condition` holds (S3 conditional writes):
+    /// `Some(etag)` of the new version, or `None` when the condition failed
+    /// (412 Precondition Failed, 409 ConditionalRequestConflict, or a
+    /// missing object for `IfMatch`).
+    async fn put_if(&self, bucket: &str, key: &str, body: Bytes, condition: WriteCondition) -> Result<Option<String>>;
     /// Every object under the prefix, in key order.
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>>;
     /// Deletes an object; deleting a missing object is not an error.

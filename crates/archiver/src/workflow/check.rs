@@ -1,25 +1,39 @@
-//! check-export: poll the export task; once COMPLETED verify its objects,
-//! advance the checkpoint and write the manifest of candidate streams.
+//! check-export: poll the export task; once COMPLETED list the group's
+//! streams, verify the export against the listing, advance the checkpoint
+//! (compare-and-swap) and write the manifest of candidate streams.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
-use super::start::load_checkpoint;
+use super::lease;
+use super::read::EventCursor;
 use super::{BudgetClock, Clients, ExportState, ManifestBatch, ManifestRef, ManifestStream, RunState, VerifiedExport};
 use crate::domain::export_format::parse_export_key;
+use crate::domain::input::RunSettings;
 use crate::domain::layout::{GroupLayout, StagingKeyKind};
-use crate::domain::window::{ExportRecord, ExportWindow};
+use crate::domain::window::{Checkpoint, ExportRecord, ExportWindow};
 use crate::error::{ArchiverError, Result};
-use crate::store::ExportStatus;
+use crate::store::{ExportStatus, StreamInfo, WriteCondition};
+
+/// How many streams with events in the window but no export object are read
+/// when the export wrote no object at all, to tell an incomplete export from
+/// stale stream statistics.
+const ZERO_OBJECT_CHECKS: usize = 10;
+/// How often the checkpoint's compare-and-swap is tried against other writers.
+const CHECKPOINT_CAS_TRIES: u32 = 8;
 
 /// One poll of the workflow's export step. Returns the state unchanged while
 /// the task is PENDING or RUNNING (the state machine waits and polls again),
 /// `LISTING` while the group's streams are being listed (it calls again at
-/// once), `READY` once the manifest is written, and `ExportFailed` when the
-/// task failed or was cancelled (nothing deleted, checkpoint not advanced).
+/// once), `READY` once the export is verified, the checkpoint advanced and
+/// the manifest written, and `ExportFailed` when the task failed or was
+/// cancelled (nothing deleted, checkpoint not advanced).
 pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> {
     let settings = &run.settings;
+    if settings.mode != crate::domain::input::Mode::Plan {
+        lease::confirm(clients, settings).await?;
+    }
     let layout = GroupLayout::of(settings);
     let listing = match &run.export {
         ExportState::Started {
@@ -54,17 +68,18 @@ pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> 
             if !remove_duplicate_tasks(clients, &settings.bucket, &task.task_name, day.others).await? {
                 return Ok(run); // a duplicate still runs: poll again
             }
-            let verified = VerifiedExport {
+            let export = VerifiedExport {
                 task_id: task_id.clone(),
                 window: *window,
                 destination_prefix: destination_prefix.clone(),
                 objects: day.objects,
                 bytes: day.bytes,
+                // The earliest the task can have started reading.
+                started_at_ms: task.creation_ms.map_or(*started_at_ms, |c| c.min(*started_at_ms)),
             };
-            advance_checkpoint(clients, &layout, settings, &verified, *started_at_ms).await?;
             Listing {
                 exported: Some(day.streams),
-                ..Listing::start(Some(verified), None)
+                ..Listing::start(Some(export), None)
             }
         }
         ExportState::NothingToExport => Listing::start(None, None),
@@ -83,7 +98,7 @@ pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> 
             parts: *parts,
             streams_in_group: *streams_in_group,
         },
-        ExportState::Ready { .. } => return Ok(run),
+        ExportState::Ready { .. } | ExportState::GroupBusy { .. } => return Ok(run),
         ExportState::Busy { .. } => {
             return Err(ArchiverError::Internal(
                 "check-export called while the export has not started".into(),
@@ -97,9 +112,9 @@ pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> 
 /// Where the listing of the group's streams stands.
 struct Listing {
     export: Option<VerifiedExport>,
-    /// The streams the export wrote objects for, when this invocation
-    /// verified it (a later one lists them again).
-    exported: Option<BTreeSet<String>>,
+    /// The export's objects by stream (compressed bytes), when this
+    /// invocation listed them (a later one lists them again).
+    exported: Option<BTreeMap<String, u64>>,
     planned_window: Option<ExportWindow>,
     token: Option<String>,
     parts: u32,
@@ -119,10 +134,20 @@ impl Listing {
     }
 }
 
+/// Whether the stream's statistics show events in the window.
+fn shows_events_in(stream: &StreamInfo, window: &ExportWindow) -> bool {
+    match (stream.first_event_timestamp, stream.last_event_timestamp) {
+        (Some(first), Some(last)) => first < window.until_ms && last >= window.from_ms,
+        (Some(first), None) => first < window.until_ms,
+        _ => false,
+    }
+}
+
 /// Lists the group's streams a page at a time within the invocation's
-/// budget, saving the candidates (any event older than the cutoff) of each
-/// invocation as a part in S3; hands back `LISTING` while pages remain, and
-/// writes the manifest once the last page is read.
+/// budget, saving the candidates (any event older than the cutoff, by the
+/// listing) of each invocation as a part in S3; hands back `LISTING` while
+/// pages remain. After the last page it verifies the export against the
+/// listing, advances the checkpoint and writes the manifest.
 async fn list_streams(
     mut listing: Listing,
     run: &RunState,
@@ -139,6 +164,7 @@ async fn list_streams(
             .await?;
         clock.spend(1);
         listing.streams_in_group += page.len() as u64;
+        // Every stream with events in the export's window starts before the cutoff.
         candidates.extend(
             page.into_iter()
                 .filter(|s| s.first_event_timestamp.is_some_and(|t| t < settings.cutoff_ms)),
@@ -151,7 +177,7 @@ async fn list_streams(
     if listing.token.is_some() {
         // Saved for the invocation that writes the manifest.
         listing.parts += 1;
-        let part = layout.listing_part(&settings.run_id(), listing.parts);
+        let part = layout.listing_part(&settings.run_id, listing.parts);
         let body = serde_json::to_vec(&candidates).map_err(|e| ArchiverError::Internal(e.to_string()))?;
         clients.archive.put(&settings.bucket, &part, Bytes::from(body)).await?;
         tracing::info!(
@@ -166,21 +192,118 @@ async fn list_streams(
             streams_in_group: listing.streams_in_group,
         });
     }
-    let exported = listing.exported.take();
-    let manifest = write_manifest(clients, run, layout, &listing, exported, candidates).await?;
+    let listed = read_listing_parts(clients, settings, layout, listing.parts, candidates).await?;
+    let exported = match (listing.exported.take(), &listing.export) {
+        (Some(streams), _) => Some(streams),
+        (None, Some(export)) => Some(exported_streams(clients, &settings.bucket, export).await?),
+        (None, None) => None,
+    };
+    if let (Some(export), Some(exported)) = (&listing.export, &exported) {
+        verify_export(clients, settings, export, exported, &listed).await?;
+        advance_checkpoint(clients, layout, settings, export).await?;
+    }
+    let manifest = write_manifest(clients, run, layout, &listing, exported, listed).await?;
+    let group = clients.logs.describe_group(&settings.log_group_name).await?;
+    let protection = clients.logs.data_protection(&settings.log_group_name).await?;
     Ok(ExportState::Ready {
         export: listing.export,
         planned_window: listing.planned_window,
         manifest,
+        protection,
+        retention_days: group.as_ref().and_then(|g| g.retention_in_days),
+        group_stored_bytes: group.and_then(|g| g.stored_bytes),
     })
 }
 
+/// The candidates earlier invocations saved, then `last`; the parts are
+/// removed once the manifest is written.
+async fn read_listing_parts(
+    clients: &Clients,
+    settings: &RunSettings,
+    layout: &GroupLayout,
+    parts: u32,
+    last: Vec<StreamInfo>,
+) -> Result<Vec<StreamInfo>> {
+    let mut listed = Vec::new();
+    for part in 1..=parts {
+        let key = layout.listing_part(&settings.run_id, part);
+        let body = clients.archive.get(&settings.bucket, &key).await?.ok_or_else(|| {
+            ArchiverError::Internal(format!(
+                "the stream listing part s3://{}/{key} is missing",
+                settings.bucket
+            ))
+        })?;
+        let streams: Vec<StreamInfo> =
+            serde_json::from_slice(&body).map_err(|e| ArchiverError::Internal(format!("{key}: {e}")))?;
+        listed.extend(streams);
+    }
+    listed.extend(last);
+    Ok(listed)
+}
+
+/// Checks the export against the listing before anything relies on it. A
+/// stream the listing shows with events in the window but without an
+/// export object is left to the per-stream proof (its whole window is
+/// proven event by event before it is deleted). An export with no object at
+/// all while the listing shows such streams is only accepted if reading
+/// them finds no event the export must hold (one ingested long enough
+/// before the task): stream statistics are eventually consistent, but zero
+/// objects for events that exist is a broken export.
+async fn verify_export(
+    clients: &Clients,
+    settings: &RunSettings,
+    export: &VerifiedExport,
+    exported: &BTreeMap<String, u64>,
+    listed: &[StreamInfo],
+) -> Result<()> {
+    let missing: Vec<&StreamInfo> = listed
+        .iter()
+        .filter(|s| shows_events_in(s, &export.window) && !exported.contains_key(&s.name))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(
+        streams = missing.len(),
+        objects = export.objects,
+        "streams the listing shows with events in the window have no export object"
+    );
+    if export.objects > 0 {
+        return Ok(());
+    }
+    let record = export_record(export);
+    for stream in missing.iter().take(ZERO_OBJECT_CHECKS) {
+        let mut cursor = EventCursor::new(
+            clients.logs.as_ref(),
+            &settings.log_group_name,
+            &stream.name,
+            export.window.from_ms,
+            Some(export.window.until_ms),
+            None,
+        )
+        .with_page_size(1);
+        if let Some(event) = cursor.next_ingested().await?
+            && event.ingestion_ms < record.complete_before_ms()
+        {
+            return Err(ArchiverError::ExportIncomplete {
+                task_id: export.task_id.clone(),
+                detail: format!(
+                    "it wrote no object, yet stream {:?} holds an event of its window (at {} ms) ingested long \
+                     enough before the task to be in it; check the bucket policy and the task's status message",
+                    stream.name, event.event.timestamp
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The objects under an export's day prefix: this task's, counted and
-/// named by stream, and other tasks' keys by task id.
+/// sized by stream, and other tasks' keys by task id.
 struct ExportObjects {
     objects: u64,
     bytes: u64,
-    streams: BTreeSet<String>,
+    streams: BTreeMap<String, u64>,
     others: BTreeMap<String, Vec<String>>,
 }
 
@@ -189,18 +312,19 @@ impl ExportObjects {
         let mut day = ExportObjects {
             objects: 0,
             bytes: 0,
-            streams: BTreeSet::new(),
+            streams: BTreeMap::new(),
             others: BTreeMap::new(),
         };
         for object in clients.archive.list(bucket, &format!("{destination_prefix}/")).await? {
             let Some(key) = parse_export_key(destination_prefix, &object.key) else {
                 continue;
             };
+            let size = object.size.max(0) as u64;
             if key.task_id == task_id {
                 day.objects += 1;
-                day.bytes += object.size.max(0) as u64;
-                day.streams.insert(key.stream);
-            } else {
+                day.bytes += size;
+                *day.streams.entry(key.stream).or_default() += size;
+            } else if key.supplement.is_none() {
                 day.others.entry(key.task_id).or_default().push(object.key);
             }
         }
@@ -208,8 +332,9 @@ impl ExportObjects {
     }
 }
 
-/// Deletes the objects of other tasks that bear this run's task name (a
-/// create retried after its answer was lost exports the window twice).
+/// Deletes the objects of other tasks that bear this run's task name: a
+/// create retried after its answer was lost exports the window twice. Task
+/// names carry the run id, so another run's export is never touched.
 /// Returns `false` while such a task is still running.
 async fn remove_duplicate_tasks(
     clients: &Clients,
@@ -239,110 +364,137 @@ async fn remove_duplicate_tasks(
     Ok(true)
 }
 
-/// The streams the export wrote objects for.
-async fn exported_streams(clients: &Clients, bucket: &str, export: &VerifiedExport) -> Result<BTreeSet<String>> {
+/// The streams the export wrote objects for, with their compressed bytes.
+async fn exported_streams(clients: &Clients, bucket: &str, export: &VerifiedExport) -> Result<BTreeMap<String, u64>> {
     let prefix = &export.destination_prefix;
     let objects = clients
         .archive
         .list(bucket, &format!("{prefix}/{}/", export.task_id))
         .await?;
-    Ok(objects
-        .iter()
-        .filter_map(|o| parse_export_key(prefix, &o.key).map(|k| k.stream))
-        .collect())
+    let mut streams = BTreeMap::new();
+    for object in objects {
+        if let Some(key) = parse_export_key(prefix, &object.key).filter(|k| k.supplement.is_none()) {
+            *streams.entry(key.stream).or_default() += object.size.max(0) as u64;
+        }
+    }
+    Ok(streams)
 }
 
-async fn advance_checkpoint(
-    clients: &Clients,
-    layout: &GroupLayout,
-    settings: &crate::domain::input::RunSettings,
-    export: &VerifiedExport,
-    started_at_ms: i64,
-) -> Result<()> {
-    let key = layout.checkpoint();
-    let mut checkpoint = load_checkpoint(clients, &settings.bucket, &key)
-        .await?
-        .unwrap_or_default();
-    if checkpoint.exports.iter().any(|e| e.task_id == export.task_id) {
-        return Ok(()); // a retried poll already recorded it
-    }
-    checkpoint.log_group_name = settings.log_group_name.clone();
-    checkpoint.advance(ExportRecord {
+/// The checkpoint record of a verified export.
+pub(crate) fn export_record(export: &VerifiedExport) -> ExportRecord {
+    ExportRecord {
         task_id: export.task_id.clone(),
         from_ms: export.window.from_ms,
         until_ms: export.window.until_ms,
-        started_at_ms,
+        started_at_ms: export.started_at_ms,
         destination_prefix: export.destination_prefix.clone(),
         objects: export.objects,
         bytes: export.bytes,
-    });
-    let body = serde_json::to_vec_pretty(&checkpoint).map_err(|e| ArchiverError::Internal(e.to_string()))?;
-    clients.archive.put(&settings.bucket, &key, Bytes::from(body)).await?;
-    tracing::info!(
-        task_id = export.task_id,
-        until_ms = export.window.until_ms,
-        "checkpoint advanced"
-    );
-    Ok(())
+    }
 }
 
-/// Writes the candidate streams (any event older than the cutoff, or a
-/// rebuild in progress) as a JSON array of batches for the Map's ItemReader,
-/// from the parts earlier invocations saved and this one's `last` page(s),
-/// then removes the parts. `exported` names the export's streams when this
-/// invocation already listed them.
+/// Records the export in the group's checkpoint with a compare-and-swap, so
+/// that a concurrent writer can neither be overwritten nor move it back.
+async fn advance_checkpoint(
+    clients: &Clients,
+    layout: &GroupLayout,
+    settings: &RunSettings,
+    export: &VerifiedExport,
+) -> Result<()> {
+    let key = layout.checkpoint();
+    for _ in 0..CHECKPOINT_CAS_TRIES {
+        let current = clients.archive.get_versioned(&settings.bucket, &key).await?;
+        let (mut checkpoint, condition) = match &current {
+            None => (Checkpoint::default(), WriteCondition::IfAbsent),
+            Some(version) => (
+                serde_json::from_slice::<Checkpoint>(&version.body).map_err(|e| {
+                    ArchiverError::Internal(format!(
+                        "checkpoint s3://{}/{key} is not valid JSON ({e}); restore it from a previous version",
+                        settings.bucket
+                    ))
+                })?,
+                WriteCondition::IfMatch(version.etag.clone()),
+            ),
+        };
+        if checkpoint.exports.iter().any(|e| e.task_id == export.task_id) {
+            return Ok(()); // a retried poll already recorded it
+        }
+        checkpoint.log_group_name = settings.log_group_name.clone();
+        checkpoint.advance(export_record(export));
+        let body = serde_json::to_vec_pretty(&checkpoint).map_err(|e| ArchiverError::Internal(e.to_string()))?;
+        if clients
+            .archive
+            .put_if(&settings.bucket, &key, Bytes::from(body), condition)
+            .await?
+            .is_some()
+        {
+            tracing::info!(
+                task_id = export.task_id,
+                until_ms = export.window.until_ms,
+                "checkpoint advanced"
+            );
+            return Ok(());
+        }
+    }
+    Err(ArchiverError::Service {
+        operation: "PutObject",
+        message: format!("the checkpoint s3://{}/{key} kept changing", settings.bucket),
+        retryable: true,
+    })
+}
+
+/// Writes the candidate streams (any event older than the cutoff, or an
+/// earlier run's interrupted rebuild) as a JSON array of batches for the
+/// Map's ItemReader, then removes the listing parts. `exported` maps the
+/// export's streams to their compressed bytes.
 async fn write_manifest(
     clients: &Clients,
     run: &RunState,
     layout: &GroupLayout,
     listing: &Listing,
-    exported: Option<BTreeSet<String>>,
-    last: Vec<crate::store::StreamInfo>,
+    exported: Option<BTreeMap<String, u64>>,
+    listed: Vec<StreamInfo>,
 ) -> Result<ManifestRef> {
     let settings = &run.settings;
-    let run_id = settings.run_id();
-    let exported = match (exported, &listing.export) {
-        (Some(streams), _) => Some(streams),
-        (None, Some(export)) => Some(exported_streams(clients, &settings.bucket, export).await?),
-        (None, None) => None,
-    };
-    let mut listed = Vec::new();
-    for part in 1..=listing.parts {
-        let key = layout.listing_part(&run_id, part);
-        let body = clients.archive.get(&settings.bucket, &key).await?.ok_or_else(|| {
-            ArchiverError::Internal(format!(
-                "the stream listing part s3://{}/{key} is missing",
-                settings.bucket
-            ))
-        })?;
-        let streams: Vec<crate::store::StreamInfo> =
-            serde_json::from_slice(&body).map_err(|e| ArchiverError::Internal(format!("{key}: {e}")))?;
-        listed.extend(streams);
-    }
+    let run_id = &settings.run_id;
     let mut candidates: BTreeMap<String, ManifestStream> = listed
         .into_iter()
-        .chain(last)
         .map(|s| {
-            let in_export = exported.as_ref().map(|set| set.contains(&s.name));
+            let bytes = exported.as_ref().and_then(|set| set.get(&s.name).copied());
             let stream = ManifestStream {
                 stream: s.name.clone(),
                 info: Some(s),
-                in_export,
+                in_export: exported.as_ref().map(|_| bytes.is_some()),
+                export_bytes: bytes.unwrap_or(0),
+                unfinished_runs: Vec::new(),
             };
             (stream.stream.clone(), stream)
         })
         .collect();
     let streams_in_group = listing.streams_in_group;
-    // A stream whose rebuild was interrupted may be gone or hold only part of
-    // its events; its staging object is the truth and it must be finished.
+    // An earlier run's interrupted rebuild: the stream may be gone or hold
+    // only part of its events; that run's staging is the truth and it must
+    // be finished first.
+    let mut unfinished: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for object in clients.archive.list(&settings.bucket, &layout.staging_root()).await? {
-        if let Some((stream, StagingKeyKind::RebuildingMarker)) = layout.parse_staging_key(&object.key) {
-            candidates.entry(stream.clone()).or_insert(ManifestStream {
+        if let Some(key) = layout.parse_staging_key(&object.key)
+            && key.kind == StagingKeyKind::RebuildingMarker
+            && key.run_id != *run_id
+        {
+            unfinished.entry(key.stream).or_default().insert(key.run_id);
+        }
+    }
+    for (stream, runs) in unfinished {
+        candidates
+            .entry(stream.clone())
+            .or_insert(ManifestStream {
                 stream,
                 info: None,
                 in_export: None,
-            });
-        }
+                export_bytes: 0,
+                unfinished_runs: Vec::new(),
+            })
+            .unfinished_runs = runs.into_iter().collect();
     }
 
     let per_batch = usize::try_from(settings.streams_per_batch).unwrap_or(1).max(1);
@@ -355,13 +507,13 @@ async fn write_manifest(
             streams: chunk.to_vec(),
         })
         .collect();
-    let key = layout.manifest(&run_id);
+    let key = layout.manifest(run_id);
     let body = serde_json::to_vec(&batches).map_err(|e| ArchiverError::Internal(e.to_string()))?;
     clients.archive.put(&settings.bucket, &key, Bytes::from(body)).await?;
     for part in 1..=listing.parts {
         clients
             .archive
-            .delete(&settings.bucket, &layout.listing_part(&run_id, part))
+            .delete(&settings.bucket, &layout.listing_part(run_id, part))
             .await?;
     }
     Ok(ManifestRef {

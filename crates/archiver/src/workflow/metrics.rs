@@ -107,8 +107,9 @@ impl MetricSet {
 /// The metrics of a finished run: events and bytes replayed, export volume,
 /// and streams per action (`StreamsDeleted`, `StreamsRebuilt`, ...).
 ///
-/// The run counts events only where it reads them (the replayed ones); the
-/// exported and deleted volume is known in bytes (export objects, stored bytes).
+/// The run counts events only where it reads them (the replayed and the
+/// supplemented ones); the exported and deleted volume is known in bytes of
+/// the export objects (a stream's `storedBytes` has been 0 on AWS since 2019).
 pub fn run_metrics(report: &RunReport, timestamp_ms: i64) -> MetricSet {
     let totals = &report.totals;
     let mut set = MetricSet::for_group(&report.log_group_name, timestamp_ms);
@@ -116,7 +117,8 @@ pub fn run_metrics(report: &RunReport, timestamp_ms: i64) -> MetricSet {
         .add("BytesReingested", Unit::Bytes, totals.bytes_replayed as f64)
         .add("ExportObjects", Unit::Count, totals.export_objects as f64)
         .add("BytesExported", Unit::Bytes, totals.export_bytes as f64)
-        .add("StoredBytesDeleted", Unit::Bytes, totals.deleted_stored_bytes as f64);
+        .add("DeletedStreamsExportBytes", Unit::Bytes, totals.deleted_streams_export_bytes as f64)
+        .add("EventsSupplemented", Unit::Count, totals.events_supplemented as f64);
     for (action, count) in &totals.streams {
         set.add(&format!("Streams{}", camel(action)), Unit::Count, *count as f64);
     }
@@ -183,6 +185,10 @@ mod tests {
             mode: Mode::Rebuild,
             cutoff: String::new(),
             run_id: "r".into(),
+            status: "SUCCEEDED".into(),
+            execution_arn: None,
+            started_at: String::new(),
+            finished_at: String::new(),
             export_task_id: None,
             totals,
             report_bucket: "b".into(),

@@ -5,7 +5,9 @@
 //! and an operator may re-run a whole execution.
 
 mod check;
+mod confirm;
 pub mod lambda;
+pub mod lease;
 pub mod local;
 pub mod metrics;
 mod read;
@@ -22,11 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::input::{InvocationBudget, RunSettings};
 use crate::domain::window::ExportWindow;
-use crate::store::{ArchiveStore, LogStore, StreamInfo};
+use crate::store::{ArchiveStore, DataProtection, LogStore, StreamInfo};
 
 pub use check::check_export;
 pub use read::{EventCursor, Page, ReadLimits, ReadProgress, read_events};
-pub use rebuild::{rebuild_batch, record_batch_failure};
+pub use rebuild::{abandon_run, rebuild_batch, record_batch_failure};
 pub use report::{INGESTION_USD_PER_GB, RunReport, RunTotals, report_run};
 pub use scan::scan_batch;
 pub use staged::StagedSet;
@@ -90,6 +92,12 @@ impl BudgetClock {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE", rename_all_fields = "camelCase")]
 pub enum ExportState {
+    /// Another run holds the group's lease: end at once (or wait, when the
+    /// input says so), touching nothing.
+    GroupBusy {
+        /// The run holding the group.
+        held_by: LeaseHolder,
+    },
     /// Another export task holds the account's one slot: wait and start again.
     Busy {
         /// The task holding the slot, when known.
@@ -103,7 +111,8 @@ pub enum ExportState {
         window: ExportWindow,
         /// Where the task writes.
         destination_prefix: String,
-        /// When it was created (ms).
+        /// When it was created (ms): the earliest time it can have started
+        /// reading, by the archiver's clock just before the call.
         started_at_ms: i64,
     },
     /// The checkpoint already covers the cutoff.
@@ -113,10 +122,11 @@ pub enum ExportState {
         /// The window, if there is one.
         window: Option<ExportWindow>,
     },
-    /// The export (if any) is verified; the group's streams are being listed
-    /// across invocations (a group can have 100,000 of them).
+    /// The export (if any) completed; the group's streams are being listed
+    /// across invocations (a group can have 100,000 of them). The export is
+    /// verified against the listing before the checkpoint moves.
     Listing {
-        /// The verified export, if this run exported.
+        /// The completed export, if this run exported.
         export: Option<VerifiedExport>,
         /// Plan mode: the window a real run would export.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,7 +147,31 @@ pub enum ExportState {
         planned_window: Option<ExportWindow>,
         /// The manifest for the Map state.
         manifest: ManifestRef,
+        /// The data protection policies that mask the group.
+        #[serde(default)]
+        protection: DataProtection,
+        /// The group's retention when the manifest was written.
+        #[serde(default)]
+        retention_days: Option<i32>,
+        /// The group's stored bytes (compressed, as billed) before the streams
+        /// were pruned.
+        #[serde(default)]
+        group_stored_bytes: Option<i64>,
     },
+}
+
+/// Who holds a busy group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseHolder {
+    /// The run.
+    pub run_id: String,
+    /// Its execution, when it has one.
+    pub execution_arn: Option<String>,
+    /// Since when it holds the group (RFC 3339).
+    pub since: String,
+    /// When its lease lapses unless renewed (RFC 3339).
+    pub expires_at: String,
 }
 
 /// A completed export whose objects were found in S3.
@@ -154,6 +188,10 @@ pub struct VerifiedExport {
     pub objects: u64,
     /// Compressed bytes exported.
     pub bytes: u64,
+    /// When the task was created (ms): the earlier of the archiver's clock
+    /// before the call and the task's own creation time.
+    #[serde(default)]
+    pub started_at_ms: i64,
 }
 
 /// Where the manifest is, and its size.
@@ -194,6 +232,17 @@ pub struct ManifestStream {
     pub stream: String,
     /// Whether this run's export wrote an object for the stream; `None` when the run exported nothing.
     pub in_export: Option<bool>,
+    /// Compressed bytes of the stream's objects in this run's export.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub export_bytes: u64,
+    /// Earlier runs whose rebuild of this stream was interrupted (their
+    /// rebuilding marker is still in S3): finished first, under their cutoff.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unfinished_runs: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One Map item: a batch of streams.
@@ -223,25 +272,32 @@ pub struct BatchRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum StreamPlan {
-    /// Every event is archived: delete the stream.
+    /// Every event is older than the cutoff: delete the stream once a fresh
+    /// read confirms it and proves every old event archived.
     Delete {
         /// The stream.
         stream: String,
-        /// Stored bytes as reported.
-        stored_bytes: i64,
+        /// Compressed bytes of the stream in this run's export.
+        #[serde(default)]
+        export_bytes: u64,
     },
     /// The kept events are staged: rebuild the stream from its staging segments.
     Rebuild {
         /// The stream.
         stream: String,
-        /// The staged segments and totals; `None` when an earlier attempt's
-        /// rebuilding marker holds them.
-        staged: Option<StagedSet>,
-        /// The forward token at the end of the scan: events appended after
-        /// it are staged too before the stream is deleted.
-        tail_token: Option<String>,
-        /// Stored bytes as reported.
-        stored_bytes: i64,
+        /// The staged segments and totals.
+        staged: StagedSet,
+        /// Compressed bytes of the stream in this run's export.
+        #[serde(default)]
+        export_bytes: u64,
+    },
+    /// Finish the interrupted rebuild of an earlier run, under that run's
+    /// cutoff, from the staging its marker names.
+    Finish {
+        /// The stream.
+        stream: String,
+        /// The earlier run.
+        run_id: String,
     },
     /// Nothing is done; `outcome` says why.
     Leave {
@@ -252,14 +308,27 @@ pub enum StreamPlan {
     },
 }
 
+impl StreamPlan {
+    /// The stream the plan is for.
+    pub fn stream(&self) -> &str {
+        match self {
+            StreamPlan::Delete { stream, .. }
+            | StreamPlan::Rebuild { stream, .. }
+            | StreamPlan::Finish { stream, .. }
+            | StreamPlan::Leave { stream, .. } => stream,
+        }
+    }
+}
+
 /// What happened to one stream, as reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamOutcome {
     /// The stream.
     pub stream: String,
-    /// `deleted`, `rebuilt`, `skipped`, `fresh`, `empty`, `gone`, `failed`,
-    /// or in plan mode `would-delete` / `would-rebuild`.
+    /// `deleted`, `rebuilt`, `finished`, `skipped`, `fresh`, `empty`, `gone`,
+    /// `left` (recreated by its writer), `failed`, or in plan mode
+    /// `would-delete` / `would-rebuild`.
     pub action: String,
     /// Why it was skipped or failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -268,8 +337,14 @@ pub struct StreamOutcome {
     pub events_replayed: u64,
     /// Message bytes replayed (what re-ingestion is billed on, plus 26 per event).
     pub bytes_replayed: u64,
-    /// Stored bytes of the stream before the run, as reported by CloudWatch.
-    pub stored_bytes: i64,
+    /// Compressed bytes of the stream in this run's export (what the
+    /// archive holds of it from this run).
+    #[serde(default)]
+    pub export_bytes: u64,
+    /// Events older than the cutoff that arrived too late for the export,
+    /// written to the archive as supplements before the delete.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub events_supplemented: u64,
 }
 
 impl StreamOutcome {
@@ -299,13 +374,14 @@ pub struct RebuildRequest {
     pub rebuild: Option<BatchSummary>,
 }
 
-/// The output of scan-stream: the plans so far and, when the invocation's
-/// budget ran out, where to go on.
+/// The output of scan-stream: how many streams are planned (the plans are
+/// in S3, so the state payload never grows with the batch) and, when the
+/// invocation's budget ran out, where to go on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScanResult {
-    /// One plan per stream scanned so far, in batch order.
-    pub plans: Vec<StreamPlan>,
+    /// Streams planned so far, in batch order.
+    pub planned: usize,
     /// Where the next invocation goes on; `null` when the batch is done
     /// (always present, so the state machine's Choice can test it).
     pub resume: Option<ScanResume>,
@@ -315,7 +391,7 @@ pub struct ScanResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScanResume {
-    /// The stream being staged (index in the batch; equals `plans.len()`).
+    /// The stream being staged (index in the batch; equals `planned`).
     pub stream: usize,
     /// The GetLogEvents forward token to read on from; `None` when the
     /// stream's scan has not started.
@@ -324,18 +400,12 @@ pub struct ScanResume {
     pub staged: StagedSet,
 }
 
-/// Where a rebuild stopped inside a stream.
+/// Where a rebuild stopped; the details are in the batch's progress object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RebuildResume {
-    /// The stream being rebuilt (index in the plans).
+    /// The stream to go on with (index in the plans).
     pub stream: usize,
-    /// What is left to do for it; `None` when it has not started.
-    pub phase: Option<RebuildPhase>,
-    /// Replays of this stream started over after a duplicate was found.
-    pub restarts: u32,
-    /// The outcomes of the streams before it.
-    pub outcomes: Vec<StreamOutcome>,
 }
 
 /// The part of a rebuild a continuation resumes.
@@ -361,10 +431,6 @@ pub struct BatchFailure {
     pub batch: ManifestBatch,
     /// The error as Step Functions caught it (`Error`, `Cause`).
     pub error: serde_json::Value,
-    /// The last rebuild-stream result before the failure, if any: the
-    /// streams it finished keep their outcome.
-    #[serde(default)]
-    pub rebuild: Option<BatchSummary>,
 }
 
 /// What rebuild-stream returns: counts only, the outcomes are in S3.

@@ -3,9 +3,9 @@
 
 use std::collections::VecDeque;
 
-use crate::domain::event::LogEvent;
+use crate::domain::event::{IngestedEvent, LogEvent};
 use crate::error::Result;
-use crate::store::LogStore;
+use crate::store::{EventsQuery, LogStore};
 
 /// Bounds on one read.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +55,7 @@ pub enum ReadProgress {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Page {
     /// Events (possibly none: AWS may return empty pages before the end).
-    Events(Vec<LogEvent>),
+    Events(Vec<IngestedEvent>),
     /// The end of the stream: the token came back unchanged.
     End,
     /// The stream does not exist.
@@ -71,8 +71,9 @@ pub struct EventCursor<'a> {
     start_ms: i64,
     end_ms: Option<i64>,
     page_size: Option<i32>,
+    unmask: bool,
     token: Option<String>,
-    buffer: VecDeque<LogEvent>,
+    buffer: VecDeque<IngestedEvent>,
     ended: bool,
     missing: bool,
     pages: u64,
@@ -96,6 +97,7 @@ impl<'a> EventCursor<'a> {
             start_ms,
             end_ms,
             page_size: None,
+            unmask: false,
             token: resume,
             buffer: VecDeque::new(),
             ended: false,
@@ -110,6 +112,12 @@ impl<'a> EventCursor<'a> {
         self
     }
 
+    /// Reads the original text of a data-protected group (`unmask=true`).
+    pub fn unmasked(mut self, unmask: bool) -> Self {
+        self.unmask = unmask;
+        self
+    }
+
     /// The next page. After [`Page::End`] or [`Page::StreamMissing`] every
     /// call returns the same without calling AWS again.
     pub async fn next_page(&mut self) -> Result<Page> {
@@ -121,14 +129,15 @@ impl<'a> EventCursor<'a> {
         }
         let page = self
             .logs
-            .get_events_page(
-                self.group,
-                self.stream,
-                self.start_ms,
-                self.end_ms,
-                self.token.as_deref(),
-                self.page_size,
-            )
+            .get_events_page(EventsQuery {
+                group: self.group,
+                stream: self.stream,
+                start_ms: self.start_ms,
+                end_ms: self.end_ms,
+                token: self.token.as_deref(),
+                limit: self.page_size,
+                unmask: self.unmask,
+            })
             .await?;
         self.pages += 1;
         let Some(page) = page else {
@@ -147,6 +156,12 @@ impl<'a> EventCursor<'a> {
 
     /// The next event, oldest first; `None` at the end or if the stream is missing.
     pub async fn next_event(&mut self) -> Result<Option<LogEvent>> {
+        Ok(self.next_ingested().await?.map(|e| e.event))
+    }
+
+    /// The next event with its ingestion time, oldest first; `None` at the
+    /// end or if the stream is missing.
+    pub async fn next_ingested(&mut self) -> Result<Option<IngestedEvent>> {
         loop {
             if let Some(event) = self.buffer.pop_front() {
                 return Ok(Some(event));
@@ -212,7 +227,7 @@ pub async fn read_events(
             Page::Events(page) => {
                 for event in page {
                     events += 1;
-                    on_event(event)?;
+                    on_event(event.event)?;
                 }
                 if cursor.is_ended() {
                     return Ok(ReadProgress::Finished {

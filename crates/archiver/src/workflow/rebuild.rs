@@ -1,126 +1,183 @@
 //! rebuild-stream: delete expired streams; rebuild mixed streams from their
-//! staging segments; record every outcome in S3.
+//! staging segments; finish earlier runs' interrupted rebuilds; record every
+//! outcome in S3.
+//!
+//! Every delete follows a confirmation read (see [`super::confirm`]) that
+//! found nothing new. Progress is kept in S3 per Map item, so a retried or
+//! continued invocation never redoes a finished stream, and a stream being
+//! deleted when an invocation died is recognised: gone, recreated by its
+//! writer since (left alone), or still to delete.
+
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
-use super::read::{EventCursor, Page};
-use super::staged::{Comparison, SegmentWriter, StagedEvents, StagedSet, compare};
+use super::confirm::{Confirmer, Staging};
+use super::lease;
+use super::read::EventCursor;
+use super::scan::load_plans;
+use super::staged::{SegmentWriter, StagedEvents, StagedSet, compare};
+use super::start::load_checkpoint;
 use super::{
-    BatchFailure, BatchSummary, BudgetClock, Clients, RebuildPhase, RebuildRequest, RebuildResume, StreamOutcome,
-    StreamPlan,
+    BatchFailure, BatchSummary, BudgetClock, Clients, ExportState, RebuildPhase, RebuildRequest, RebuildResume,
+    RunState, StreamOutcome, StreamPlan,
 };
 use crate::domain::batch::BatchPacker;
-use crate::domain::input::RunSettings;
+use crate::domain::classify::replay_floor_ms;
+use crate::domain::event::LogEvent;
+use crate::domain::input::{Mode, RunSettings};
 use crate::domain::layout::{GroupLayout, StagingKeyKind};
 use crate::domain::staging::StagingHeader;
-use crate::error::{ArchiverError, Result};
+use crate::domain::window::{Checkpoint, Proof};
+use crate::error::{ArchiverError, ErrorName, Result};
 
 /// How often one stream's replay starts over after duplicates were found
 /// before the stream is reported as failed (its staging is kept).
 const MAX_REPLAY_RESTARTS: u32 = 3;
+/// Confirmation reads before a delete: a read that staged or supplemented
+/// something is followed by another; a stream whose writer keeps writing
+/// through this many is left whole.
+const MAX_CONFIRM_ROUNDS: u32 = 4;
+
+/// How far rebuild-stream got with one Map item (in S3, see
+/// [`GroupLayout::progress`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Progress {
+    /// The first stream not finished (index in the plans).
+    next: usize,
+    /// The outcomes of the streams before it.
+    outcomes: Vec<StreamOutcome>,
+    /// The expired stream being deleted: a retry that finds it must tell
+    /// whether the stream it sees is the one it was deleting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deleting: Option<DeleteIntent>,
+    /// Where the rebuild of stream `next` stopped for a continuation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phase: Option<RebuildPhase>,
+    /// Replays of stream `next` started over after duplicates.
+    #[serde(default)]
+    restarts: u32,
+}
+
+/// An expired stream about to be deleted, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteIntent {
+    stream: String,
+    since_ms: i64,
+}
+
+/// The rebuilding marker: written before a staged stream is deleted; while
+/// it exists the staging segments, not the stream, hold the truth.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Marker {
+    /// The run whose staging it is.
+    run_id: String,
+    /// That run's cutoff: the staging holds the stream's events from it on.
+    cutoff_ms: i64,
+    /// The staged segments and totals.
+    staged: StagedSet,
+}
 
 /// Carries out scan-stream's plans. Errors that a retry may cure
 /// (throttling, 5xx, replay not yet readable) fail the whole call so that
-/// Step Functions retries it with the same input; every step is idempotent.
-/// Other errors fail only their stream, which is reported while the rest go
-/// on. When the budget runs out the result carries where to go on.
+/// Step Functions retries it with the same input; every step is idempotent,
+/// and the progress in S3 says where to go on. Other errors fail only their
+/// stream, which is reported while the rest go on. When the budget runs out
+/// the result says to call again.
 pub async fn rebuild_batch(request: RebuildRequest, clients: &Clients) -> Result<BatchSummary> {
-    let settings = &request.run.settings;
+    let RebuildRequest { run, batch, scan, .. } = request;
+    let settings = &run.settings;
+    if settings.mode != Mode::Plan {
+        lease::confirm(clients, settings).await?;
+    }
     let layout = GroupLayout::of(settings);
-    let batch = request.batch.batch;
-    let mut clock = BudgetClock::start(settings.budget);
-    let resume = request.rebuild.and_then(|r| r.resume);
-    let (first, mut outcomes, mut phase, mut restarts) = match resume {
-        Some(r) => (r.stream, r.outcomes, r.phase, r.restarts),
-        None => (0, Vec::with_capacity(request.scan.plans.len()), None, 0),
+    let plans = load_plans(
+        clients,
+        &settings.bucket,
+        &layout.plans(&settings.run_id, batch.batch),
+        scan.planned,
+    )
+    .await?;
+    let progress_key = layout.progress(&settings.run_id, batch.batch);
+    let mut progress: Progress = match clients.archive.get(&settings.bucket, &progress_key).await? {
+        Some(body) => serde_json::from_slice(&body)
+            .map_err(|e| ArchiverError::Internal(format!("progress s3://{}/{progress_key}: {e}", settings.bucket)))?,
+        None => Progress::default(),
     };
-    let delete_interval = std::time::Duration::from_millis(settings.budget.delete_interval_ms);
-    let mut last_delete: Option<tokio::time::Instant> = None;
+    let first = progress.next;
+    let mut clock = BudgetClock::start(settings.budget);
+    let deletes_left = plans
+        .iter()
+        .skip(first)
+        .any(|p| matches!(p, StreamPlan::Delete { .. }));
+    let mut pacing = if deletes_left {
+        Pacing::for_run(clients, &run, &layout).await?
+    } else {
+        Pacing::none()
+    };
     let rebuilder = Rebuilder {
+        run: &run,
         settings,
         layout: &layout,
         clients,
+        checkpoint: tokio::sync::OnceCell::new(),
+        progress_key: &progress_key,
     };
-    for (index, plan) in request.scan.plans.into_iter().enumerate().skip(first) {
-        let pause = |phase, restarts, outcomes| {
-            Ok(BatchSummary {
-                batch,
-                outcome_key: None,
-                failed: 0,
-                resume: Some(RebuildResume {
-                    stream: index,
-                    phase,
-                    restarts,
-                    outcomes,
-                }),
-            })
-        };
+    for (index, plan) in plans.iter().enumerate().skip(first) {
         // Hand back between streams too, once this invocation did some work.
         if index > first && clock.exhausted() {
-            return pause(None, 0, outcomes);
+            rebuilder.save(&progress).await?;
+            return Ok(paused(batch.batch, index));
         }
-        let outcome = match plan {
-            StreamPlan::Leave { outcome, .. } => outcome,
-            StreamPlan::Delete { stream, stored_bytes } => {
-                // Paced so that the Map's concurrent items together stay
-                // within the account's DeleteLogStream quota.
-                if let Some(last) = last_delete {
-                    tokio::time::sleep_until(last + delete_interval).await;
-                }
-                last_delete = Some(tokio::time::Instant::now());
-                let existed = clients.logs.delete_stream(&settings.log_group_name, &stream).await?;
-                clock.spend(1);
-                tracing::info!(stream, existed, "expired stream deleted");
-                StreamOutcome {
-                    stored_bytes,
-                    ..StreamOutcome::new(&stream, "deleted", None)
-                }
+        let in_export = batch.streams.get(index).and_then(|s| s.in_export);
+        let span = tracing::info_span!("stream", stream = plan.stream());
+        let done = rebuilder
+            .carry_out(plan, in_export, &mut progress, &mut pacing, &mut clock)
+            .instrument(span)
+            .await;
+        let outcome = match done {
+            Ok(Carried::Done(outcome)) => outcome,
+            Ok(Carried::Paused) => {
+                rebuilder.save(&progress).await?;
+                return Ok(paused(batch.batch, index));
             }
-            StreamPlan::Rebuild {
-                stream,
-                staged,
-                tail_token,
-                stored_bytes,
-            } => {
-                let target = Target {
-                    stream: &stream,
-                    staged,
-                    tail_token,
-                };
-                let span = tracing::info_span!("stream", stream = stream.as_str());
-                match rebuilder
-                    .run(target, phase.take(), restarts, &mut clock)
-                    .instrument(span)
-                    .await
-                {
-                    Ok(Step::Paused { phase, restarts }) => return pause(Some(phase), restarts, outcomes),
-                    Ok(Step::Done(staged)) => StreamOutcome {
-                        events_replayed: staged.events,
-                        bytes_replayed: staged.message_bytes,
-                        stored_bytes,
-                        ..StreamOutcome::new(&stream, "rebuilt", None)
-                    },
-                    Err(e) if e.is_transient() => return Err(e),
-                    Err(e) => {
-                        tracing::error!(stream, error = %e, "rebuild failed");
-                        StreamOutcome {
-                            stored_bytes,
-                            ..StreamOutcome::new(&stream, "failed", Some(format!("{}: {e}", e.name())))
-                        }
-                    }
-                }
+            Err(e) if e.is_transient() || e.name() == ErrorName::LeaseLost => return Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, "stream failed");
+                StreamOutcome::new(plan.stream(), "failed", Some(format!("{}: {e}", e.name())))
             }
         };
-        restarts = 0;
-        outcomes.push(outcome);
+        let touched = !matches!(plan, StreamPlan::Leave { .. });
+        progress.outcomes.push(outcome);
+        progress.next = index + 1;
+        progress.deleting = None;
+        progress.phase = None;
+        progress.restarts = 0;
+        if touched {
+            rebuilder.save(&progress).await?;
+        }
     }
-    write_outcomes(clients, settings, &layout, batch, &outcomes).await
+    write_outcomes(clients, settings, &layout, batch.batch, &progress.outcomes).await
 }
 
-/// Records the outcomes of a batch whose retries ran out: the streams not
-/// finished before the failure are failed (their staging, if any, is kept
-/// for the next run).
+fn paused(batch: u32, stream: usize) -> BatchSummary {
+    BatchSummary {
+        batch,
+        outcome_key: None,
+        failed: 0,
+        resume: Some(RebuildResume { stream }),
+    }
+}
+
+/// Records the outcomes of a batch whose retries ran out: the streams
+/// finished before the failure keep their outcome (from the batch's
+/// progress), the others are failed (their staging, if any, is kept for the
+/// next run).
 pub async fn record_batch_failure(failure: BatchFailure, clients: &Clients) -> Result<BatchSummary> {
     let settings = &failure.run.settings;
     let layout = GroupLayout::of(settings);
@@ -131,12 +188,13 @@ pub async fn record_batch_failure(failure: BatchFailure, clients: &Clients) -> R
         .unwrap_or("States.TaskFailed");
     let cause = failure.error.get("Cause").and_then(|v| v.as_str()).unwrap_or("");
     let reason = format!("{error}: {}", summarize_cause(cause));
-    // Streams a continuation finished before the failure keep their outcome.
-    let mut outcomes = failure
-        .rebuild
-        .and_then(|r| r.resume)
-        .map(|r| r.outcomes)
-        .unwrap_or_default();
+    let progress_key = layout.progress(&settings.run_id, failure.batch.batch);
+    let mut outcomes = match clients.archive.get(&settings.bucket, &progress_key).await? {
+        Some(body) => serde_json::from_slice::<Progress>(&body)
+            .map(|p| p.outcomes)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let done = outcomes.len();
     outcomes.extend(
         failure.batch.streams[done.min(failure.batch.streams.len())..]
@@ -144,6 +202,15 @@ pub async fn record_batch_failure(failure: BatchFailure, clients: &Clients) -> R
             .map(|s| StreamOutcome::new(&s.stream, "failed", Some(reason.clone()))),
     );
     write_outcomes(clients, settings, &layout, failure.batch.batch, &outcomes).await
+}
+
+/// The failure path of a run (the state machine's Catch): lets the group go,
+/// so the next run need not wait for the lease to lapse.
+pub async fn abandon_run(run: RunState, clients: &Clients) -> Result<RunState> {
+    if run.settings.mode != Mode::Plan {
+        lease::release(clients, &run.settings).await?;
+    }
+    Ok(run)
 }
 
 /// Lambda causes are JSON with an `errorMessage`; keep the message only.
@@ -161,7 +228,7 @@ async fn write_outcomes(
     batch: u32,
     outcomes: &[StreamOutcome],
 ) -> Result<BatchSummary> {
-    let key = layout.outcome(&settings.run_id(), batch);
+    let key = layout.outcome(&settings.run_id, batch);
     let body = serde_json::to_vec(outcomes).map_err(|e| ArchiverError::Internal(e.to_string()))?;
     clients.archive.put(&settings.bucket, &key, Bytes::from(body)).await?;
     Ok(BatchSummary {
@@ -172,34 +239,110 @@ async fn write_outcomes(
     })
 }
 
-/// The stream a plan rebuilds.
-struct Target<'a> {
-    stream: &'a str,
-    staged: Option<StagedSet>,
-    tail_token: Option<String>,
+/// DeleteLogStream's pace for one Map item: the run's rate shared by the
+/// items that can be running now, never more than the run's rate.
+struct Pacing {
+    interval: std::time::Duration,
+    last: Option<tokio::time::Instant>,
 }
 
-/// Where one stream's rebuild got to in this invocation.
+impl Pacing {
+    fn none() -> Self {
+        Self {
+            interval: std::time::Duration::ZERO,
+            last: None,
+        }
+    }
+
+    /// The items that can be running are at most the Map's concurrency and
+    /// at most the items whose outcomes are not written yet (this one
+    /// included): the run's rate is split between that many.
+    async fn for_run(clients: &Clients, run: &RunState, layout: &GroupLayout) -> Result<Self> {
+        let settings = &run.settings;
+        let batches = match &run.export {
+            ExportState::Ready { manifest, .. } => manifest.batches,
+            _ => 1,
+        };
+        let done = clients
+            .archive
+            .list(&settings.bucket, &layout.outcomes_root(&settings.run_id))
+            .await?
+            .len() as u64;
+        let concurrency = u64::try_from(settings.map_concurrency.max(1)).unwrap_or(1);
+        let running = concurrency.min(batches.saturating_sub(done).max(1));
+        let interval_ms = settings.budget.delete_interval_ms * running / concurrency;
+        Ok(Self {
+            interval: std::time::Duration::from_millis(interval_ms),
+            last: None,
+        })
+    }
+
+    /// Waits until this item may delete again. Called before the
+    /// confirmation read, never between it and the delete.
+    async fn wait(&mut self) {
+        if let Some(last) = self.last {
+            tokio::time::sleep_until(last + self.interval).await;
+        }
+        self.last = Some(tokio::time::Instant::now());
+    }
+}
+
+/// What carrying out one plan gave.
+enum Carried {
+    /// The stream is finished: its outcome.
+    Done(StreamOutcome),
+    /// The budget ran out mid-rebuild; the progress says where to go on.
+    Paused,
+}
+
+/// The stream a rebuild works on: a mixed stream of this run, or an
+/// earlier run's interrupted rebuild.
+struct Target<'a> {
+    stream: &'a str,
+    /// The run whose staging and marker it is.
+    staging_run: &'a str,
+    /// What the scan staged (`None` when finishing: the marker says).
+    staged: Option<&'a StagedSet>,
+    /// Whether this run's export left the stream out (its whole window is proven).
+    distrust_export: bool,
+    export_bytes: u64,
+}
+
+/// Where the rebuild of one stream got to in this invocation.
 enum Step {
-    /// Rebuilt, verified, staging removed; what was replayed.
-    Done(StagedSet),
+    /// Rebuilt, verified, staging removed: the outcome.
+    Done(StreamOutcome),
     /// The budget ran out; go on from `phase`.
     Paused { phase: RebuildPhase, restarts: u32 },
 }
 
-/// What step 1 found.
-enum Prepared {
-    /// The stream is recreated: replay this.
-    Replay(StagedSet),
-    /// Nothing left to do: an earlier attempt rebuilt and verified it.
-    Done(StagedSet),
+/// How a confirmation before a delete ended.
+enum Confirmed {
+    /// The stream is deleted (or was gone already).
+    Deleted,
+    /// A writer kept writing through every confirmation; nothing was deleted.
+    WriterKeptWriting,
 }
 
-/// Rebuilds streams of one group.
+/// A stream that may be deleted already (a retry, a restart) whose writer
+/// kept writing through every confirmation: its marker and staging stay.
+fn kept_writing(stream: &str) -> ArchiverError {
+    ArchiverError::VerificationFailed {
+        subject: stream.to_string(),
+        detail: "a writer kept writing while the stream was confirmed; its staging and marker are kept and the next \
+                 run finishes it"
+            .into(),
+    }
+}
+
+/// Carries out the plans of one group's Map item.
 struct Rebuilder<'a> {
+    run: &'a RunState,
     settings: &'a RunSettings,
     layout: &'a GroupLayout,
     clients: &'a Clients,
+    checkpoint: tokio::sync::OnceCell<Checkpoint>,
+    progress_key: &'a str,
 }
 
 impl Rebuilder<'_> {
@@ -211,58 +354,303 @@ impl Rebuilder<'_> {
         &self.settings.bucket
     }
 
+    fn unmask(&self) -> bool {
+        matches!(&self.run.export, ExportState::Ready { protection, .. } if protection.masks())
+    }
+
+    fn retention_days(&self) -> Option<i32> {
+        match &self.run.export {
+            ExportState::Ready { retention_days, .. } => *retention_days,
+            _ => None,
+        }
+    }
+
+    async fn save(&self, progress: &Progress) -> Result<()> {
+        let body = serde_json::to_vec(progress).map_err(|e| ArchiverError::Internal(e.to_string()))?;
+        self.clients
+            .archive
+            .put(self.bucket(), self.progress_key, Bytes::from(body))
+            .await
+    }
+
+    async fn checkpoint(&self) -> Result<&Checkpoint> {
+        self.checkpoint
+            .get_or_try_init(|| async {
+                let key = self.layout.checkpoint();
+                Ok(load_checkpoint(self.clients, self.bucket(), &key)
+                    .await?
+                    .unwrap_or_default())
+            })
+            .await
+    }
+
+    /// What must be proven before the stream's events older than
+    /// `cutoff_ms` are deleted; `distrust` when this run's export left the
+    /// stream out.
+    async fn proof(&self, stream: &str, cutoff_ms: i64, distrust: bool) -> Result<Proof> {
+        let checkpoint = self.checkpoint().await?;
+        let mut proof = checkpoint.proof(cutoff_ms).map_err(|(from, until)| ArchiverError::VerificationFailed {
+            subject: stream.to_string(),
+            detail: format!(
+                "no export on record covers the events from {from} to {until} ms, so they cannot be proven archived; \
+                 nothing was deleted"
+            ),
+        })?;
+        if distrust && let ExportState::Ready { export: Some(export), .. } = &self.run.export {
+            if let Some(record) = checkpoint.exports.iter().find(|r| r.task_id == export.task_id) {
+                proof.distrust(record);
+            }
+        }
+        Ok(proof)
+    }
+
+    fn confirmer(&self) -> Confirmer<'_> {
+        Confirmer {
+            clients: self.clients,
+            settings: self.settings,
+            layout: self.layout,
+            unmask_kept: self.unmask(),
+        }
+    }
+
+    async fn carry_out(
+        &self,
+        plan: &StreamPlan,
+        in_export: Option<bool>,
+        progress: &mut Progress,
+        pacing: &mut Pacing,
+        clock: &mut BudgetClock,
+    ) -> Result<Carried> {
+        let distrust_export = in_export == Some(false);
+        let step = match plan {
+            StreamPlan::Leave { outcome, .. } => return Ok(Carried::Done(outcome.clone())),
+            StreamPlan::Delete { stream, export_bytes } => {
+                let outcome = self
+                    .delete_expired(stream, *export_bytes, distrust_export, progress, pacing, clock)
+                    .await?;
+                return Ok(Carried::Done(outcome));
+            }
+            StreamPlan::Rebuild {
+                stream,
+                staged,
+                export_bytes,
+            } => {
+                let target = Target {
+                    stream,
+                    staging_run: &self.settings.run_id,
+                    staged: Some(staged),
+                    distrust_export,
+                    export_bytes: *export_bytes,
+                };
+                self.rebuild(target, progress, clock).await?
+            }
+            StreamPlan::Finish { stream, run_id } => {
+                let target = Target {
+                    stream,
+                    staging_run: run_id,
+                    staged: None,
+                    distrust_export: false,
+                    export_bytes: 0,
+                };
+                self.rebuild(target, progress, clock).await?
+            }
+        };
+        Ok(match step {
+            Step::Done(outcome) => Carried::Done(outcome),
+            Step::Paused { phase, restarts } => {
+                progress.phase = Some(phase);
+                progress.restarts = restarts;
+                Carried::Paused
+            }
+        })
+    }
+
+    /// Deletes an expired stream once a confirmation read proves every one
+    /// of its events archived and finds no kept event.
+    async fn delete_expired(
+        &self,
+        stream: &str,
+        export_bytes: u64,
+        distrust_export: bool,
+        progress: &mut Progress,
+        pacing: &mut Pacing,
+        clock: &mut BudgetClock,
+    ) -> Result<StreamOutcome> {
+        let outcome = |action: &str, reason: Option<&str>| StreamOutcome {
+            export_bytes,
+            ..StreamOutcome::new(stream, action, reason.map(str::to_string))
+        };
+        match progress.deleting.as_ref().filter(|i| i.stream == stream) {
+            // An invocation died while deleting this stream: is the stream
+            // still the one it was deleting?
+            Some(intent) => match self.recreated_since(stream, intent.since_ms).await? {
+                Recreated::Gone => return Ok(outcome("deleted", None)),
+                Recreated::Yes => {
+                    return Ok(outcome(
+                        "left",
+                        Some("recreated by its writer after this run deleted it; left as it is"),
+                    ));
+                }
+                Recreated::No => {}
+            },
+            None => {
+                progress.deleting = Some(DeleteIntent {
+                    stream: stream.to_string(),
+                    since_ms: chrono::Utc::now().timestamp_millis(),
+                });
+                self.save(progress).await?;
+            }
+        }
+        let proof = self.proof(stream, self.settings.cutoff_ms, distrust_export).await?;
+        pacing.wait().await;
+        let confirmer = self.confirmer();
+        let mut supplemented = 0;
+        for _ in 0..MAX_CONFIRM_ROUNDS {
+            let found = confirmer.read(stream, &proof, None, clock).await?;
+            supplemented += found.supplemented;
+            if !found.stream_exists {
+                return Ok(outcome("gone", Some("the stream was deleted before this run deleted it")));
+            }
+            if found.new_kept > 0 {
+                return Ok(outcome(
+                    "skipped",
+                    Some("received events newer than the cutoff since the scan: a writer is back; the next run rebuilds it"),
+                ));
+            }
+            if found.is_clean() {
+                let existed = self.clients.logs.delete_stream(self.group(), stream).await?;
+                clock.spend(1);
+                tracing::info!(existed, supplemented, "expired stream deleted");
+                return Ok(StreamOutcome {
+                    events_supplemented: supplemented,
+                    ..outcome("deleted", None)
+                });
+            }
+        }
+        Ok(outcome(
+            "skipped",
+            Some("events older than the cutoff kept arriving while the stream was confirmed; left whole"),
+        ))
+    }
+
+    /// Whether the stream seen now was created after `since_ms`: its oldest
+    /// event was ingested since (an expired stream's events are all old).
+    async fn recreated_since(&self, stream: &str, since_ms: i64) -> Result<Recreated> {
+        let logs = self.clients.logs.as_ref();
+        let mut cursor = EventCursor::new(logs, self.group(), stream, 0, None, None).with_page_size(1);
+        let first = cursor.next_ingested().await?;
+        Ok(match first {
+            _ if cursor.is_missing() => Recreated::Gone,
+            None => Recreated::Yes,
+            Some(event) if event.ingestion_ms >= since_ms => Recreated::Yes,
+            Some(_) => Recreated::No,
+        })
+    }
+
     /// Rebuilds one stream from its staging segments:
     ///
-    /// 1. stage what arrived since the scan, then write the rebuilding marker
-    ///    with the staged set (from now on the segments are the truth);
-    /// 2. delete the stream, recreate it, replay the staged events in valid
-    ///    batches, oldest first;
+    /// 1. write the rebuilding marker with the staged set (from now on the
+    ///    segments are the truth);
+    /// 2. confirm (stage what a writer added, archive late old events),
+    ///    delete, recreate, replay the staged events in valid batches;
     /// 3. read the stream back and check every staged event is there once;
     /// 4. delete the segments, then the marker.
     ///
-    /// A retry after a crash finds the marker; it stages what a writer put in
-    /// the stream meanwhile and starts again at 2, unless the stream already
-    /// holds every staged event (then only 3 and 4). A continuation resumes 2
-    /// or 3 where the budget stopped it.
-    async fn run(
-        &self,
-        target: Target<'_>,
-        phase: Option<RebuildPhase>,
-        mut restarts: u32,
-        clock: &mut BudgetClock,
-    ) -> Result<Step> {
+    /// A retry after a crash finds the marker and starts again at 2 (the
+    /// confirmation stages whatever a writer put in the stream meanwhile), so
+    /// no event the tool did not stage is ever deleted. A continuation
+    /// resumes 2 or 3 where the budget stopped it. Finishing an earlier
+    /// run's rebuild is the same, under that run's cutoff and staging.
+    async fn rebuild(&self, target: Target<'_>, progress: &Progress, clock: &mut BudgetClock) -> Result<Step> {
         let stream = target.stream;
-        let (staged, mut phase) = match phase {
-            Some(phase) => match self.read_marker(stream).await? {
-                Some(staged) => (staged, phase),
-                // The marker goes last, after the segments, once the stream is
-                // verified: a retry of the invocation that finished it.
-                None => return Ok(Step::Done(target.staged.unwrap_or_default())),
-            },
-            None => match self.prepare(&target, clock).await? {
-                Prepared::Replay(staged) => (staged, RebuildPhase::Replay { replayed: 0 }),
-                Prepared::Done(staged) => return Ok(Step::Done(staged)),
-            },
+        let marker = self.read_marker(target.staging_run, stream).await?;
+        let (mut marker, mut phase, mut restarts) = match (progress.phase, marker) {
+            (Some(phase), Some(marker)) => (marker, phase, progress.restarts),
+            // The marker goes last, once the stream is verified: a retry of
+            // the invocation that finished it.
+            (Some(_), None) => return Ok(Step::Done(self.finished(&target, target.staged))),
+            (None, Some(marker)) => {
+                // An earlier attempt (or run) stopped after the marker: the
+                // stream may be deleted, hold part of the replay, or what a
+                // writer added since. It is confirmed and rebuilt again.
+                let mut marker = marker;
+                if let Confirmed::WriterKeptWriting = self.delete_confirmed(&target, &mut marker, clock).await? {
+                    return Err(kept_writing(stream));
+                }
+                self.recreate(stream).await?;
+                (marker, RebuildPhase::Replay { replayed: 0 }, 0)
+            }
+            (None, None) => {
+                let Some(staged) = target.staged else {
+                    // Finishing, and the marker is gone: finished already.
+                    return Ok(Step::Done(self.finished(&target, None)));
+                };
+                if let Some(first) = staged.segments().next()
+                    && !self
+                        .clients
+                        .archive
+                        .exists(self.bucket(), &self.layout.staging_segment(target.staging_run, stream, first))
+                        .await?
+                {
+                    // A retry: an earlier attempt verified the stream and
+                    // removed its staging and marker.
+                    return Ok(Step::Done(self.finished(&target, Some(staged))));
+                }
+                let mut marker = Marker {
+                    run_id: target.staging_run.to_string(),
+                    cutoff_ms: self.settings.cutoff_ms,
+                    staged: staged.clone(),
+                };
+                self.write_marker(stream, &marker).await?;
+                if let Confirmed::WriterKeptWriting = self.delete_confirmed(&target, &mut marker, clock).await? {
+                    // Never deleted: the stream is whole, the staging goes.
+                    self.remove_staging(target.staging_run, stream).await?;
+                    return Ok(Step::Done(StreamOutcome {
+                        export_bytes: target.export_bytes,
+                        ..StreamOutcome::new(
+                            stream,
+                            "skipped",
+                            Some("a writer kept writing while the stream was confirmed; left whole".into()),
+                        )
+                    }));
+                }
+                self.recreate(stream).await?;
+                (marker, RebuildPhase::Replay { replayed: 0 }, 0)
+            }
         };
+        let replay_from = self.replay_from_ms(&marker);
         loop {
             match phase {
-                RebuildPhase::Replay { replayed } => match self.replay(stream, &staged, replayed, clock).await? {
-                    Some(replayed) => {
-                        return Ok(Step::Paused {
-                            phase: RebuildPhase::Replay { replayed },
-                            restarts,
-                        });
+                RebuildPhase::Replay { replayed } => {
+                    match self.replay(&marker, stream, replay_from, replayed, clock).await? {
+                        Some(replayed) => {
+                            return Ok(Step::Paused {
+                                phase: RebuildPhase::Replay { replayed },
+                                restarts,
+                            });
+                        }
+                        None if clock.exhausted() => {
+                            return Ok(Step::Paused {
+                                phase: RebuildPhase::Verify,
+                                restarts,
+                            });
+                        }
+                        None => phase = RebuildPhase::Verify,
                     }
-                    None if clock.exhausted() => {
-                        return Ok(Step::Paused {
-                            phase: RebuildPhase::Verify,
-                            restarts,
-                        });
-                    }
-                    None => phase = RebuildPhase::Verify,
-                },
+                }
                 RebuildPhase::Verify => {
-                    let (comparison, _) = self.compare(stream, &staged, None, clock).await?;
+                    let comparison = {
+                        let archive = self.clients.archive.as_ref();
+                        let logs = self.clients.logs.as_ref();
+                        let mut expected =
+                            StagedEvents::open(archive, self.bucket(), self.layout, &marker.run_id, stream, &marker.staged)
+                                .from_ms(replay_from);
+                        let mut cursor = EventCursor::new(logs, self.group(), stream, replay_from, None, None)
+                            .unmasked(self.unmask());
+                        let comparison = compare(&mut expected, &mut cursor, None).await?;
+                        clock.spend(cursor.pages());
+                        comparison
+                    };
                     if comparison.is_exact() {
                         break;
                     }
@@ -281,7 +669,8 @@ impl Rebuilder<'_> {
                         });
                     }
                     // A batch applied twice (a retried call, a crash after
-                    // PutLogEvents): start the replay over on a clean stream.
+                    // PutLogEvents): start the replay over on a clean stream,
+                    // after staging what a writer added meanwhile.
                     if restarts >= MAX_REPLAY_RESTARTS {
                         return Err(ArchiverError::ReplayDuplicated {
                             stream: stream.to_string(),
@@ -289,178 +678,196 @@ impl Rebuilder<'_> {
                         });
                     }
                     restarts += 1;
-                    tracing::warn!(stream, duplicates = comparison.duplicated, restarts, "replaying again");
+                    tracing::warn!(duplicates = comparison.duplicated, restarts, "replaying again");
+                    if let Confirmed::WriterKeptWriting = self.delete_confirmed(&target, &mut marker, clock).await? {
+                        return Err(kept_writing(stream));
+                    }
                     self.recreate(stream).await?;
                     phase = RebuildPhase::Replay { replayed: 0 };
                 }
             }
         }
-        self.finish(stream).await?;
-        tracing::info!(stream, events = staged.events, "stream rebuilt and verified");
-        Ok(Step::Done(staged))
+        self.remove_staging(&marker.run_id, stream).await?;
+        tracing::info!(events = marker.staged.events, "stream rebuilt and verified");
+        Ok(Step::Done(self.finished(&target, Some(&marker.staged))))
     }
 
-    /// Step 1 and the deletion: returns the staged set to replay, or says
-    /// that an earlier attempt already finished the stream.
-    async fn prepare(&self, target: &Target<'_>, clock: &mut BudgetClock) -> Result<Prepared> {
-        let stream = target.stream;
-        let archive = self.clients.archive.as_ref();
-        let (mut staged, tail_token) = match self.read_marker(stream).await? {
-            Some(mut staged) => {
-                // An earlier attempt stopped after the marker. The stream may
-                // hold part of the replay and what a writer added since.
-                let mut catch_up = self.segment_writer(stream, &staged);
-                let (comparison, end) = self.compare(stream, &staged, Some(&mut catch_up), clock).await?;
-                let written = catch_up.finish().await?;
-                if comparison.is_exact() && written.events == 0 && !self.has_events_before_cutoff(stream).await? {
-                    self.finish(stream).await?;
-                    return Ok(Prepared::Done(staged));
-                }
-                staged.add(&written);
-                (staged, end)
-            }
-            None => {
-                let Some(staged) = target.staged.clone() else {
-                    return Ok(Prepared::Done(StagedSet::default()));
-                };
-                let first_segment = staged.segments().next();
-                if let Some(first) = first_segment
-                    && !archive
-                        .exists(self.bucket(), &self.layout.staging_segment(stream, first))
-                        .await?
-                {
-                    // A retry of the batch: an earlier attempt verified this
-                    // stream and removed its staging and marker.
-                    return Ok(Prepared::Done(staged));
-                }
-                (staged, target.tail_token.clone())
-            }
+    /// The outcome of a finished rebuild.
+    fn finished(&self, target: &Target<'_>, staged: Option<&StagedSet>) -> StreamOutcome {
+        let finishing = target.staging_run != self.settings.run_id;
+        let (action, reason) = if finishing {
+            (
+                "finished",
+                Some(format!("finished the interrupted rebuild of run {}", target.staging_run)),
+            )
+        } else {
+            ("rebuilt", None)
         };
-        self.write_marker(stream, &staged).await?;
-        // Stage what arrived since the last read until a read finds nothing
-        // new, so that the delete follows an empty read directly.
-        if let Some(mut token) = tail_token {
-            loop {
-                let mut catch_up = self.segment_writer(stream, &staged);
-                token = self.stage_tail(stream, token, &mut catch_up, clock).await?;
-                let written = catch_up.finish().await?;
-                if written.events == 0 {
-                    break;
-                }
-                tracing::info!(
-                    stream,
-                    events = written.events,
-                    "events that arrived since the scan staged too"
-                );
-                staged.add(&written);
-                self.write_marker(stream, &staged).await?;
+        let staged = staged.cloned().unwrap_or_default();
+        StreamOutcome {
+            events_replayed: staged.events,
+            bytes_replayed: staged.message_bytes,
+            export_bytes: target.export_bytes,
+            ..StreamOutcome::new(target.stream, action, reason)
+        }
+    }
+
+    /// The oldest staged event the rebuild replays: the marker's cutoff, or
+    /// later when some staged events aged past what PutLogEvents accepts
+    /// (an earlier run's rebuild finished days later). Those are archived
+    /// instead, before anything is deleted.
+    fn replay_from_ms(&self, marker: &Marker) -> i64 {
+        marker
+            .cutoff_ms
+            .max(replay_floor_ms(self.settings, self.retention_days()))
+    }
+
+    /// Confirms the stream (stages what a writer added, archives old events
+    /// that arrived too late for their export) until a read finds nothing
+    /// new, then deletes it straight away.
+    async fn delete_confirmed(
+        &self,
+        target: &Target<'_>,
+        marker: &mut Marker,
+        clock: &mut BudgetClock,
+    ) -> Result<Confirmed> {
+        let stream = target.stream;
+        let replay_from = self.replay_from_ms(marker);
+        if replay_from > marker.cutoff_ms {
+            self.archive_unreplayable(stream, marker, replay_from).await?;
+        }
+        let proof = self.proof(stream, replay_from, target.distrust_export).await?;
+        let confirmer = self.confirmer();
+        for _ in 0..MAX_CONFIRM_ROUNDS {
+            let header = StagingHeader {
+                log_group_name: self.group().to_string(),
+                log_stream_name: stream.to_string(),
+                cutoff_ms: marker.cutoff_ms,
+            };
+            let archive = self.clients.archive.as_ref();
+            let mut writer = SegmentWriter::new(
+                archive,
+                self.bucket(),
+                self.layout,
+                &marker.run_id,
+                header,
+                marker.staged.next_segment(),
+            );
+            let staging = Staging {
+                run_id: &marker.run_id,
+                set: &marker.staged,
+                writer: &mut writer,
+            };
+            let found = confirmer.read(stream, &proof, Some(staging), clock).await?;
+            let written = writer.finish().await?;
+            if written.events > 0 {
+                tracing::info!(events = written.events, "events a writer added staged too");
+                marker.staged.add(&written);
+                self.write_marker(stream, marker).await?;
+            }
+            if !found.stream_exists {
+                // Deleted already (by an earlier attempt, or someone else):
+                // the staging holds every kept event.
+                return Ok(Confirmed::Deleted);
+            }
+            if found.is_clean() {
+                self.clients.logs.delete_stream(self.group(), stream).await?;
+                clock.spend(1);
+                return Ok(Confirmed::Deleted);
             }
         }
-        self.recreate(stream).await?;
-        Ok(Prepared::Replay(staged))
+        Ok(Confirmed::WriterKeptWriting)
     }
 
-    /// Records the staged set in the marker: from now on it is the truth.
-    async fn write_marker(&self, stream: &str, staged: &StagedSet) -> Result<()> {
-        let note = serde_json::to_vec(staged).map_err(|e| ArchiverError::Internal(e.to_string()))?;
-        let marker = self.layout.rebuilding_marker(stream);
-        self.clients
-            .archive
-            .put(self.bucket(), &marker, Bytes::from(note))
-            .await
-    }
-
-    /// Whether the stream still holds an event older than the cutoff (it was
-    /// not deleted yet).
-    async fn has_events_before_cutoff(&self, stream: &str) -> Result<bool> {
-        let logs = self.clients.logs.as_ref();
-        let cursor = EventCursor::new(logs, self.group(), stream, 0, Some(self.settings.cutoff_ms), None);
-        Ok(cursor.with_page_size(1).next_event().await?.is_some())
-    }
-
-    /// Removes the staging segments, then the marker.
-    async fn finish(&self, stream: &str) -> Result<()> {
-        self.clean_up(stream).await?;
-        let marker = self.layout.rebuilding_marker(stream);
-        self.clients.archive.delete(self.bucket(), &marker).await
-    }
-
-    /// A writer of further segments of the stream's staged set.
-    fn segment_writer(&self, stream: &str, staged: &StagedSet) -> SegmentWriter<'_> {
-        SegmentWriter::new(
-            self.clients.archive.as_ref(),
-            self.bucket(),
-            self.layout,
-            self.header(stream),
-            staged.next_segment(),
-        )
-    }
-
-    fn header(&self, stream: &str) -> StagingHeader {
-        StagingHeader {
-            log_group_name: self.group().to_string(),
-            log_stream_name: stream.to_string(),
-            cutoff_ms: self.settings.cutoff_ms,
+    /// Archives the staged events older than `replay_from` (they can no
+    /// longer be replayed) in the exports covering them, as supplements
+    /// where those lack them.
+    async fn archive_unreplayable(&self, stream: &str, marker: &Marker, replay_from: i64) -> Result<()> {
+        let checkpoint = self.checkpoint().await?;
+        if checkpoint.exported_until_ms < replay_from {
+            return Err(ArchiverError::VerificationFailed {
+                subject: stream.to_string(),
+                detail: format!(
+                    "run {} staged events older than 14 days (before {replay_from} ms) that can no longer be replayed, \
+                     and no export covers them yet; the staging is kept and a run whose cutoff is past them finishes \
+                     the stream",
+                    marker.run_id
+                ),
+            });
         }
+        let archive = self.clients.archive.as_ref();
+        let mut events =
+            StagedEvents::open(archive, self.bucket(), self.layout, &marker.run_id, stream, &marker.staged);
+        let mut by_export: BTreeMap<usize, BTreeMap<(i64, String), u64>> = BTreeMap::new();
+        while let Some(LogEvent { timestamp, message }) = events.next_event().await? {
+            if timestamp >= replay_from {
+                break;
+            }
+            let Some(index) = checkpoint
+                .exports
+                .iter()
+                .position(|r| r.from_ms <= timestamp && timestamp < r.until_ms)
+            else {
+                return Err(ArchiverError::VerificationFailed {
+                    subject: stream.to_string(),
+                    detail: format!("no export on record covers the staged event at {timestamp} ms"),
+                });
+            };
+            *by_export.entry(index).or_default().entry((timestamp, message)).or_default() += 1;
+        }
+        let confirmer = self.confirmer();
+        for (index, wanted) in by_export {
+            let segment = checkpoint.exports[index].distrusted(replay_from);
+            confirmer.ensure_archived(stream, &segment, wanted).await?;
+        }
+        Ok(())
     }
 
-    async fn read_marker(&self, stream: &str) -> Result<Option<StagedSet>> {
-        let marker = self.layout.rebuilding_marker(stream);
-        let Some(body) = self.clients.archive.get(self.bucket(), &marker).await? else {
+    /// Recreates the stream after the delete. When the create finds the
+    /// stream already there, a writer recreated it after our delete: its
+    /// events are kept and the replay goes in beside them.
+    async fn recreate(&self, stream: &str) -> Result<()> {
+        if !self.clients.logs.create_stream(self.group(), stream).await? {
+            tracing::warn!("the stream was recreated by someone else; replaying into it");
+        }
+        Ok(())
+    }
+
+    /// Records the marker: from now on the staging is the truth.
+    async fn write_marker(&self, stream: &str, marker: &Marker) -> Result<()> {
+        let body = serde_json::to_vec(marker).map_err(|e| ArchiverError::Internal(e.to_string()))?;
+        let key = self.layout.rebuilding_marker(&marker.run_id, stream);
+        self.clients.archive.put(self.bucket(), &key, Bytes::from(body)).await
+    }
+
+    async fn read_marker(&self, run_id: &str, stream: &str) -> Result<Option<Marker>> {
+        let key = self.layout.rebuilding_marker(run_id, stream);
+        let Some(body) = self.clients.archive.get(self.bucket(), &key).await? else {
             return Ok(None);
         };
         serde_json::from_slice(&body)
             .map(Some)
             .map_err(|e| ArchiverError::StagingCorrupt {
                 bucket: self.bucket().to_string(),
-                key: marker,
-                detail: format!("the rebuilding marker is not a staged set: {e}"),
+                key,
+                detail: format!("the rebuilding marker is unreadable: {e}"),
             })
     }
 
-    /// Stages the events written after the read that ended at `token`;
-    /// returns the token after the last event read.
-    async fn stage_tail(
-        &self,
-        stream: &str,
-        token: String,
-        writer: &mut SegmentWriter<'_>,
-        clock: &mut BudgetClock,
-    ) -> Result<String> {
-        let logs = self.clients.logs.as_ref();
-        let cutoff = self.settings.cutoff_ms;
-        let mut cursor = EventCursor::new(logs, self.group(), stream, cutoff, None, Some(token.clone()));
-        while let Page::Events(events) = cursor.next_page().await? {
-            for event in &events {
-                writer.push(event).await?;
-            }
-        }
-        clock.spend(cursor.pages());
-        Ok(cursor.token().map_or(token, str::to_string))
-    }
-
-    /// Deletes and recreates the stream. When the create finds the stream
-    /// already there, a writer recreated it after our delete: its events are
-    /// kept and the replay goes in beside them.
-    async fn recreate(&self, stream: &str) -> Result<()> {
-        self.clients.logs.delete_stream(self.group(), stream).await?;
-        if !self.clients.logs.create_stream(self.group(), stream).await? {
-            tracing::warn!(stream, "the stream was recreated by someone else; replaying into it");
-        }
-        Ok(())
-    }
-
-    /// Replays the staged events from number `replayed` on, in valid
-    /// batches. Returns where it stopped if the budget ran out.
+    /// Replays the staged events from number `replayed` on (counting from
+    /// `replay_from`), in valid batches. Returns where it stopped if the
+    /// budget ran out.
     async fn replay(
         &self,
+        marker: &Marker,
         stream: &str,
-        staged: &StagedSet,
+        replay_from: i64,
         mut replayed: u64,
         clock: &mut BudgetClock,
     ) -> Result<Option<u64>> {
         let archive = self.clients.archive.as_ref();
-        let mut events = StagedEvents::open(archive, self.bucket(), self.layout, stream, staged);
+        let mut events = StagedEvents::open(archive, self.bucket(), self.layout, &marker.run_id, stream, &marker.staged)
+            .from_ms(replay_from);
         events.skip(replayed).await?;
         let mut packer = BatchPacker::new();
         let packing = |e| ArchiverError::Internal(format!("packing {stream}: {e}"));
@@ -481,34 +888,29 @@ impl Rebuilder<'_> {
         Ok(None)
     }
 
-    /// Compares the stream's events at or after the cutoff with the staged ones.
-    async fn compare(
-        &self,
-        stream: &str,
-        staged: &StagedSet,
-        foreign: Option<&mut SegmentWriter<'_>>,
-        clock: &mut BudgetClock,
-    ) -> Result<(Comparison, Option<String>)> {
-        let archive = self.clients.archive.as_ref();
-        let logs = self.clients.logs.as_ref();
-        let mut expected = StagedEvents::open(archive, self.bucket(), self.layout, stream, staged);
-        let mut cursor = EventCursor::new(logs, self.group(), stream, self.settings.cutoff_ms, None, None);
-        let comparison = compare(&mut expected, &mut cursor, foreign).await?;
-        clock.spend(cursor.pages());
-        Ok((comparison, cursor.token().map(str::to_string)))
-    }
-
-    /// Deletes every staging segment of the stream (also ones a longer,
-    /// abandoned scan left), but not the marker.
-    async fn clean_up(&self, stream: &str) -> Result<()> {
-        let prefix = format!("{}{stream}:", self.layout.staging_root());
+    /// Deletes every staging segment of the stream staged by `run_id` (also
+    /// ones a longer, abandoned scan left), then the marker.
+    async fn remove_staging(&self, run_id: &str, stream: &str) -> Result<()> {
+        let prefix = self.layout.stream_staging_root(run_id, stream);
         for object in self.clients.archive.list(self.bucket(), &prefix).await? {
-            if let Some((name, StagingKeyKind::Segment(_))) = self.layout.parse_staging_key(&object.key)
-                && name == stream
+            if let Some(key) = self.layout.parse_staging_key(&object.key)
+                && key.stream == stream
+                && matches!(key.kind, StagingKeyKind::Segment(_))
             {
                 self.clients.archive.delete(self.bucket(), &object.key).await?;
             }
         }
-        Ok(())
+        let marker = self.layout.rebuilding_marker(run_id, stream);
+        self.clients.archive.delete(self.bucket(), &marker).await
     }
+}
+
+/// Whether the stream seen after a retried delete is a new one.
+enum Recreated {
+    /// No stream: the delete took effect.
+    Gone,
+    /// A stream created since the delete began (or empty).
+    Yes,
+    /// The stream the delete was meant for: still there.
+    No,
 }

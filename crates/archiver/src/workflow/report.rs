@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Clients, ExportState, RunState, StreamOutcome};
+use super::{Clients, ExportState, RunState, StreamOutcome, lease};
 use crate::domain::input::Mode;
 use crate::domain::layout::GroupLayout;
 use crate::error::{ArchiverError, Result};
@@ -32,8 +32,18 @@ pub struct RunTotals {
     pub events_replayed: u64,
     /// Bytes re-ingested (message bytes + 26 per event, as billed).
     pub bytes_replayed: u64,
-    /// Stored bytes of deleted streams, as reported by CloudWatch.
-    pub deleted_stored_bytes: i64,
+    /// Compressed bytes this run's export holds of the streams it deleted:
+    /// what the archive took over from CloudWatch Logs for them.
+    pub deleted_streams_export_bytes: u64,
+    /// Events older than the cutoff that arrived too late for their export
+    /// and were archived as supplements before their stream was deleted.
+    pub events_supplemented: u64,
+    /// The group's stored bytes (DescribeLogGroups, compressed as billed)
+    /// when the manifest was written, before any stream was pruned.
+    pub group_stored_bytes_before: Option<i64>,
+    /// The group's stored bytes at the end of the run (CloudWatch Logs
+    /// updates the figure eventually, so it may lag the deletes).
+    pub group_stored_bytes_after: Option<i64>,
     /// Estimated cost of the re-ingestion, in USD.
     pub estimated_reingestion_usd: f64,
 }
@@ -49,8 +59,19 @@ pub struct RunReport {
     pub mode: Mode,
     /// The cutoff, RFC 3339.
     pub cutoff: String,
-    /// The run id.
+    /// The run id (the execution name).
     pub run_id: String,
+    /// `SUCCEEDED`, or `FAILED` when a stream failed (the execution fails too).
+    pub status: String,
+    /// The execution, when the run has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_arn: Option<String>,
+    /// When the execution started, RFC 3339.
+    #[serde(default)]
+    pub started_at: String,
+    /// When the report was written, RFC 3339.
+    #[serde(default)]
+    pub finished_at: String,
     /// The export task of this run, if any.
     pub export_task_id: Option<String>,
     /// Totals.
@@ -64,12 +85,13 @@ pub struct RunReport {
     pub outcomes: Vec<StreamOutcome>,
 }
 
-/// Aggregates the outcomes of every Map item, writes the report, and fails
-/// with `StreamsFailed` if any stream failed (after writing the report).
+/// Aggregates the outcomes of every Map item, writes the report, releases
+/// the group's lease, and fails with `StreamsFailed` if any stream failed
+/// (after writing the report).
 pub async fn report_run(run: RunState, clients: &Clients) -> Result<RunReport> {
     let settings = &run.settings;
     let layout = GroupLayout::of(settings);
-    let run_id = settings.run_id();
+    let run_id = settings.run_id.clone();
     let mut outcomes: Vec<StreamOutcome> = Vec::new();
     let outcome_objects = clients
         .archive
@@ -86,21 +108,34 @@ pub async fn report_run(run: RunState, clients: &Clients) -> Result<RunReport> {
 
     let mut totals = RunTotals::default();
     if let ExportState::Ready {
-        export: Some(export), ..
+        export,
+        group_stored_bytes,
+        ..
     } = &run.export
     {
-        totals.export_objects = export.objects;
-        totals.export_bytes = export.bytes;
+        if let Some(export) = export {
+            totals.export_objects = export.objects;
+            totals.export_bytes = export.bytes;
+        }
+        totals.group_stored_bytes_before = *group_stored_bytes;
     }
     for o in &outcomes {
         *totals.streams.entry(o.action.clone()).or_default() += 1;
         totals.events_replayed += o.events_replayed;
         totals.bytes_replayed += o.bytes_replayed + 26 * o.events_replayed;
+        totals.events_supplemented += o.events_supplemented;
         if o.action == "deleted" {
-            totals.deleted_stored_bytes += o.stored_bytes;
+            totals.deleted_streams_export_bytes += o.export_bytes;
         }
     }
     totals.estimated_reingestion_usd = totals.bytes_replayed as f64 / 1e9 * INGESTION_USD_PER_GB;
+    totals.group_stored_bytes_after = clients
+        .logs
+        .describe_group(&settings.log_group_name)
+        .await?
+        .and_then(|g| g.stored_bytes);
+    let failed = outcomes.iter().filter(|o| o.action == "failed").count();
+    let now_ms = chrono::Utc::now().timestamp_millis();
 
     let report_key = layout.report(&run_id);
     let report = RunReport {
@@ -110,6 +145,10 @@ pub async fn report_run(run: RunState, clients: &Clients) -> Result<RunReport> {
             .map(|t| t.to_rfc3339())
             .unwrap_or_default(),
         run_id: run_id.clone(),
+        status: if failed > 0 { "FAILED" } else { "SUCCEEDED" }.into(),
+        execution_arn: settings.execution_id.clone(),
+        started_at: crate::domain::lease::rfc3339(settings.started_at_ms),
+        finished_at: crate::domain::lease::rfc3339(now_ms),
         export_task_id: match &run.export {
             ExportState::Ready { export: Some(e), .. } => Some(e.task_id.clone()),
             _ => None,
@@ -124,16 +163,24 @@ pub async fn report_run(run: RunState, clients: &Clients) -> Result<RunReport> {
         .archive
         .put(&settings.bucket, &report_key, Bytes::from(body))
         .await?;
-    crate::workflow::metrics::run_metrics(&report, chrono::Utc::now().timestamp_millis()).emit();
+    crate::workflow::metrics::run_metrics(&report, now_ms).emit();
 
     // The report holds everything; the working objects of the run go.
     for object in &outcome_objects {
         clients.archive.delete(&settings.bucket, &object.key).await?;
     }
+    for root in [layout.plans_root(&run_id), layout.progress_root(&run_id)] {
+        for object in clients.archive.list(&settings.bucket, &root).await? {
+            clients.archive.delete(&settings.bucket, &object.key).await?;
+        }
+    }
     clients
         .archive
         .delete(&settings.bucket, &layout.manifest(&run_id))
         .await?;
+    if settings.mode != Mode::Plan {
+        lease::release(clients, settings).await?;
+    }
 
     let failed: Vec<&StreamOutcome> = report.outcomes.iter().filter(|o| o.action == "failed").collect();
     if !failed.is_empty() {

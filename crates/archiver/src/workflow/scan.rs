@@ -1,82 +1,108 @@
 //! scan-stream: classify each stream of a batch and stage the events to keep
 //! in S3 before anything is deleted.
 
+use bytes::Bytes;
 use tracing::Instrument;
 
+use super::lease;
 use super::read::{EventCursor, Page, ReadLimits, ReadProgress, read_events};
 use super::staged::{SegmentWriter, StagedSet};
-use super::start::load_checkpoint;
 use super::{
     BatchRequest, BudgetClock, Clients, ExportState, ManifestStream, RunState, ScanResult, ScanResume, StreamOutcome,
     StreamPlan,
 };
 use crate::domain::classify::{ClassifyContext, SkipReason, StreamClass, classify};
-use crate::domain::input::{Mode, RunSettings};
+use crate::domain::input::Mode;
 use crate::domain::layout::GroupLayout;
 use crate::domain::staging::{StagingHeader, StagingSummary};
-use crate::domain::window::{Checkpoint, ExportRecord};
 use crate::error::{ArchiverError, Result};
-use crate::store::StreamInfo;
+use crate::store::DataProtection;
 
 /// Plans every stream of the batch; mixed streams are staged to S3 first.
-/// When the invocation's budget runs out it returns the plans so far and
-/// where to go on; the state machine calls again with that result.
+/// The plans go to S3 (`@runs/{runId}/plans/{batch}.json`), so the state
+/// payload stays the same size whatever the batch holds. When the
+/// invocation's budget runs out it returns where to go on; the state machine
+/// calls again with that result.
 pub async fn scan_batch(request: BatchRequest, clients: &Clients) -> Result<ScanResult> {
     let BatchRequest { run, batch, scan } = request;
     let settings = &run.settings;
+    if settings.mode != Mode::Plan {
+        lease::confirm(clients, settings).await?;
+    }
+    let layout = GroupLayout::of(settings);
+    let plans_key = layout.plans(&settings.run_id, batch.batch);
     let (mut plans, mut resume) = match scan {
-        Some(previous) => (previous.plans, previous.resume),
+        Some(previous) => (
+            load_plans(clients, &settings.bucket, &plans_key, previous.planned).await?,
+            previous.resume,
+        ),
         None => (Vec::new(), None),
     };
     let mut clock = BudgetClock::start(settings.budget);
-    let layout = GroupLayout::of(settings);
-    let checkpoint = effective_checkpoint(&run, clients, &layout).await?;
-    let retention_days = clients
-        .logs
-        .describe_group(&settings.log_group_name)
-        .await?
-        .and_then(|g| g.retention_in_days);
+    let (protection, retention_days) = match &run.export {
+        ExportState::Ready {
+            protection,
+            retention_days,
+            ..
+        } => (*protection, *retention_days),
+        _ => (DataProtection::default(), None),
+    };
+    let scanning = Scanning {
+        run: &run,
+        layout: &layout,
+        clients,
+        protection,
+        ctx: ClassifyContext {
+            settings,
+            retention_days,
+        },
+    };
     for index in plans.len()..batch.streams.len() {
         let continuing = resume.take().filter(|r| r.stream == index && r.token.is_some());
         if continuing.is_none() && clock.exhausted() {
-            let resume = ScanResume {
+            resume = Some(ScanResume {
                 stream: index,
                 token: None,
                 staged: StagedSet::default(),
-            };
-            return Ok(ScanResult {
-                plans,
-                resume: Some(resume),
             });
+            break;
         }
-        let ctx = ClassifyContext {
-            settings,
-            checkpoint: &checkpoint,
-            retention_days,
-        };
         let stream = &batch.streams[index];
-        let scanning = Scanning {
-            run: &run,
-            layout: &layout,
-            clients,
-            index,
-        };
         let span = tracing::info_span!("stream", stream = stream.stream.as_str());
         match scanning
-            .plan_stream(stream, ctx, continuing, &mut clock)
+            .plan_stream(stream, index, continuing, &mut clock)
             .instrument(span)
             .await?
         {
             Scanned::Planned(plan) => plans.push(plan),
-            Scanned::Paused(resume) => {
-                return Ok(ScanResult {
-                    plans,
-                    resume: Some(resume),
-                });
+            Scanned::Paused(paused) => {
+                resume = Some(paused);
+                break;
             }
         }
     }
-    Ok(ScanResult { plans, resume: None })
+    let body = serde_json::to_vec(&plans).map_err(|e| ArchiverError::Internal(e.to_string()))?;
+    clients.archive.put(&settings.bucket, &plans_key, Bytes::from(body)).await?;
+    Ok(ScanResult {
+        planned: plans.len(),
+        resume,
+    })
+}
+
+/// The plans an earlier invocation of the batch saved: exactly `planned` of them.
+pub(crate) async fn load_plans(clients: &Clients, bucket: &str, key: &str, planned: usize) -> Result<Vec<StreamPlan>> {
+    let body = clients.archive.get(bucket, key).await?.ok_or_else(|| {
+        ArchiverError::Internal(format!("the plans s3://{bucket}/{key} of an earlier invocation are missing"))
+    })?;
+    let plans: Vec<StreamPlan> =
+        serde_json::from_slice(&body).map_err(|e| ArchiverError::Internal(format!("plans s3://{bucket}/{key}: {e}")))?;
+    if plans.len() != planned {
+        return Err(ArchiverError::Internal(format!(
+            "the plans s3://{bucket}/{key} hold {} streams, the state machine says {planned}",
+            plans.len()
+        )));
+    }
+    Ok(plans)
 }
 
 /// A stream planned, or a staging paused by the budget.
@@ -85,72 +111,45 @@ enum Scanned {
     Paused(ScanResume),
 }
 
-/// What planning one stream needs.
+/// What planning the streams of a batch needs.
 struct Scanning<'a> {
     run: &'a RunState,
     layout: &'a GroupLayout,
     clients: &'a Clients,
-    index: usize,
-}
-
-/// The checkpoint as it stands after this run's export; in plan mode, as it
-/// would stand.
-async fn effective_checkpoint(run: &RunState, clients: &Clients, layout: &GroupLayout) -> Result<Checkpoint> {
-    let settings = &run.settings;
-    let mut checkpoint = load_checkpoint(clients, &settings.bucket, &layout.checkpoint())
-        .await?
-        .unwrap_or_default();
-    if let ExportState::Ready {
-        planned_window: Some(window),
-        ..
-    } = &run.export
-    {
-        checkpoint.advance(ExportRecord {
-            task_id: "planned".into(),
-            from_ms: window.from_ms,
-            until_ms: window.until_ms,
-            started_at_ms: settings.started_at_ms,
-            destination_prefix: String::new(),
-            objects: 0,
-            bytes: 0,
-        });
-    }
-    Ok(checkpoint)
+    protection: DataProtection,
+    ctx: ClassifyContext<'a>,
 }
 
 impl Scanning<'_> {
     async fn plan_stream(
         &self,
         candidate: &ManifestStream,
-        ctx: ClassifyContext<'_>,
+        index: usize,
         continuing: Option<ScanResume>,
         clock: &mut BudgetClock,
     ) -> Result<Scanned> {
-        let Scanning {
-            run, layout, clients, ..
-        } = *self;
-        let settings = &run.settings;
+        let settings = &self.run.settings;
         let name = candidate.stream.as_str();
         if let Some(resume) = continuing {
-            return self.stage_kept_events(candidate, Some(resume), clock).await;
+            return self.stage_kept_events(candidate, index, Some(resume), clock).await;
         }
         let leave = |action: &str, reason: Option<String>| StreamPlan::Leave {
             stream: name.to_string(),
             outcome: StreamOutcome::new(name, action, reason),
         };
 
-        // An interrupted rebuild: the staging object, not the stream, is the truth.
-        if settings.mode != Mode::Plan
-            && clients
-                .archive
-                .exists(&settings.bucket, &layout.rebuilding_marker(name))
-                .await?
-        {
-            return Ok(Scanned::Planned(StreamPlan::Rebuild {
-                stream: name.to_string(),
-                staged: None,
-                tail_token: None,
-                stored_bytes: stored_bytes(candidate.info.as_ref()),
+        // An earlier run's interrupted rebuild: its staging, not the stream,
+        // is the truth, and it is finished under that run's cutoff first.
+        if let Some(run_id) = candidate.unfinished_runs.first() {
+            return Ok(Scanned::Planned(match settings.mode {
+                Mode::Plan => leave(
+                    "would-finish",
+                    Some(format!("finishes the interrupted rebuild of run {run_id}")),
+                ),
+                _ => StreamPlan::Finish {
+                    stream: name.to_string(),
+                    run_id: run_id.clone(),
+                },
             }));
         }
         let Some(info) = &candidate.info else {
@@ -159,10 +158,16 @@ impl Scanning<'_> {
                 Some("the stream no longer exists".into()),
             )));
         };
+        if self.protection.masks() && !settings.allow_masked_archive && settings.mode.is_destructive() {
+            return Ok(Scanned::Planned(leave(
+                "skipped",
+                Some(SkipReason::DataProtected.describe()),
+            )));
+        }
 
         let mut first_kept = None;
         let progress = read_events(
-            clients.logs.as_ref(),
+            self.clients.logs.as_ref(),
             &settings.log_group_name,
             name,
             settings.cutoff_ms,
@@ -183,37 +188,28 @@ impl Scanning<'_> {
             )));
         }
 
-        let mut class = classify(info, first_kept, ctx);
-        if matches!(class, StreamClass::Expired | StreamClass::Mixed { .. })
-            && candidate.in_export == Some(false)
-            && info
-                .last_event_timestamp
-                .is_some_and(|last| exported_window_contains(run, last, info))
-        {
-            class = StreamClass::Skip(SkipReason::NotCoveredByExport);
-        }
-        let plan = match class {
+        let plan = match classify(info, first_kept, self.ctx) {
             StreamClass::Fresh => leave("fresh", None),
             StreamClass::Empty => leave("empty", None),
             StreamClass::Skip(reason) => leave("skipped", Some(reason.describe())),
             StreamClass::Expired if settings.mode == Mode::Plan => leave("would-delete", None),
             StreamClass::Expired => StreamPlan::Delete {
                 stream: name.to_string(),
-                stored_bytes: stored_bytes(Some(info)),
+                export_bytes: candidate.export_bytes,
             },
             StreamClass::Mixed { .. } if settings.mode == Mode::Plan => {
-                let summary = count_kept(settings, name, clients).await?;
+                let summary = self.count_kept(name).await?;
                 StreamPlan::Leave {
                     stream: name.to_string(),
                     outcome: StreamOutcome {
                         events_replayed: summary.events,
                         bytes_replayed: summary.message_bytes,
-                        stored_bytes: stored_bytes(Some(info)),
+                        export_bytes: candidate.export_bytes,
                         ..StreamOutcome::new(name, "would-rebuild", None)
                     },
                 }
             }
-            StreamClass::Mixed { .. } => return self.stage_kept_events(candidate, None, clock).await,
+            StreamClass::Mixed { .. } => return self.stage_kept_events(candidate, index, None, clock).await,
         };
         Ok(Scanned::Planned(plan))
     }
@@ -226,6 +222,7 @@ impl Scanning<'_> {
     async fn stage_kept_events(
         &self,
         candidate: &ManifestStream,
+        index: usize,
         resume: Option<ScanResume>,
         clock: &mut BudgetClock,
     ) -> Result<Scanned> {
@@ -241,7 +238,14 @@ impl Scanning<'_> {
             cutoff_ms: settings.cutoff_ms,
         };
         let archive = self.clients.archive.as_ref();
-        let mut writer = SegmentWriter::new(archive, &settings.bucket, self.layout, header, staged.next_segment());
+        let mut writer = SegmentWriter::new(
+            archive,
+            &settings.bucket,
+            self.layout,
+            &settings.run_id,
+            header,
+            staged.next_segment(),
+        );
         let mut cursor = EventCursor::new(
             self.clients.logs.as_ref(),
             &settings.log_group_name,
@@ -249,7 +253,8 @@ impl Scanning<'_> {
             settings.cutoff_ms,
             None,
             token,
-        );
+        )
+        .unmasked(self.protection.masks());
         loop {
             let page = cursor.next_page().await?;
             clock.spend(1);
@@ -263,7 +268,7 @@ impl Scanning<'_> {
                 Page::End => break,
                 Page::Events(events) => {
                     for event in &events {
-                        writer.push(event).await?;
+                        writer.push(&event.event).await?;
                     }
                 }
             }
@@ -278,7 +283,7 @@ impl Scanning<'_> {
                     "staging paused by the invocation budget"
                 );
                 return Ok(Scanned::Paused(ScanResume {
-                    stream: self.index,
+                    stream: index,
                     token: cursor.token().map(str::to_string),
                     staged,
                 }));
@@ -293,44 +298,30 @@ impl Scanning<'_> {
         );
         Ok(Scanned::Planned(StreamPlan::Rebuild {
             stream: stream.to_string(),
-            staged: Some(staged),
-            tail_token: cursor.token().map(str::to_string),
-            stored_bytes: stored_bytes(candidate.info.as_ref()),
+            staged,
+            export_bytes: candidate.export_bytes,
         }))
     }
-}
 
-/// Whether the stream may have events inside the window this run exported.
-fn exported_window_contains(run: &RunState, last_event_ms: i64, info: &StreamInfo) -> bool {
-    match &run.export {
-        ExportState::Ready { export: Some(e), .. } => {
-            last_event_ms >= e.window.from_ms && info.first_event_timestamp.is_some_and(|f| f < e.window.until_ms)
-        }
-        _ => false,
+    /// Counts the events a rebuild would replay (plan mode), writing nothing.
+    async fn count_kept(&self, stream: &str) -> Result<StagingSummary> {
+        let settings = &self.run.settings;
+        let mut summary = StagingSummary::default();
+        read_events(
+            self.clients.logs.as_ref(),
+            &settings.log_group_name,
+            stream,
+            settings.cutoff_ms,
+            None,
+            None,
+            ReadLimits::UNBOUNDED,
+            |event| {
+                summary.events += 1;
+                summary.message_bytes += event.message.len() as u64;
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(summary)
     }
-}
-
-fn stored_bytes(info: Option<&StreamInfo>) -> i64 {
-    info.and_then(|i| i.stored_bytes).unwrap_or(0)
-}
-
-/// Counts the events a rebuild would replay (plan mode), writing nothing.
-async fn count_kept(settings: &RunSettings, stream: &str, clients: &Clients) -> Result<StagingSummary> {
-    let mut summary = StagingSummary::default();
-    read_events(
-        clients.logs.as_ref(),
-        &settings.log_group_name,
-        stream,
-        settings.cutoff_ms,
-        None,
-        None,
-        ReadLimits::UNBOUNDED,
-        |event| {
-            summary.events += 1;
-            summary.message_bytes += event.message.len() as u64;
-            Ok(())
-        },
-    )
-    .await?;
-    Ok(summary)
 }

@@ -85,6 +85,7 @@ pub struct SegmentWriter<'a> {
     archive: &'a dyn ArchiveStore,
     bucket: &'a str,
     layout: &'a GroupLayout,
+    run_id: &'a str,
     header: StagingHeader,
     encoder: Option<StagingEncoder>,
     first: u32,
@@ -94,11 +95,12 @@ pub struct SegmentWriter<'a> {
 }
 
 impl<'a> SegmentWriter<'a> {
-    /// A writer whose first segment is number `first`.
+    /// A writer of run `run_id`'s staging whose first segment is number `first`.
     pub fn new(
         archive: &'a dyn ArchiveStore,
         bucket: &'a str,
         layout: &'a GroupLayout,
+        run_id: &'a str,
         header: StagingHeader,
         first: u32,
     ) -> Self {
@@ -106,6 +108,7 @@ impl<'a> SegmentWriter<'a> {
             archive,
             bucket,
             layout,
+            run_id,
             header,
             encoder: None,
             first,
@@ -122,7 +125,9 @@ impl<'a> SegmentWriter<'a> {
             .get_or_insert_with(|| StagingEncoder::new(self.header.clone()));
         encoder.push(event).map_err(|e| ArchiverError::StagingCorrupt {
             bucket: self.bucket.to_string(),
-            key: self.layout.staging_segment(&self.header.log_stream_name, self.next),
+            key: self
+                .layout
+                .staging_segment(self.run_id, &self.header.log_stream_name, self.next),
             detail: e.to_string(),
         })?;
         let summary = encoder.summary();
@@ -140,7 +145,9 @@ impl<'a> SegmentWriter<'a> {
         if encoder.summary().events == 0 {
             return Ok(());
         }
-        let key = self.layout.staging_segment(&self.header.log_stream_name, self.next);
+        let key = self
+            .layout
+            .staging_segment(self.run_id, &self.header.log_stream_name, self.next);
         let (bytes, summary) = encoder.finish().map_err(|e| ArchiverError::StagingCorrupt {
             bucket: self.bucket.to_string(),
             key: key.clone(),
@@ -178,8 +185,10 @@ pub struct StagedEvents<'a> {
     archive: &'a dyn ArchiveStore,
     bucket: &'a str,
     layout: &'a GroupLayout,
+    run_id: &'a str,
     stream: &'a str,
     runs: Vec<RunReader>,
+    from_ms: i64,
 }
 
 struct RunReader {
@@ -189,11 +198,12 @@ struct RunReader {
 }
 
 impl<'a> StagedEvents<'a> {
-    /// A reader of `set`.
+    /// A reader of `set`, staged by run `run_id`.
     pub fn open(
         archive: &'a dyn ArchiveStore,
         bucket: &'a str,
         layout: &'a GroupLayout,
+        run_id: &'a str,
         stream: &'a str,
         set: &StagedSet,
     ) -> Self {
@@ -210,13 +220,23 @@ impl<'a> StagedEvents<'a> {
             archive,
             bucket,
             layout,
+            run_id,
             stream,
             runs,
+            from_ms: i64::MIN,
         }
     }
 
+    /// Only the staged events at or after `from_ms`: the rest cannot be
+    /// replayed any more and are archived instead (finishing an earlier
+    /// run's rebuild whose events aged past the 14-day replay limit).
+    pub fn from_ms(mut self, from_ms: i64) -> Self {
+        self.from_ms = from_ms;
+        self
+    }
+
     async fn load(&self, segment: u32) -> Result<VecDeque<LogEvent>> {
-        let key = self.layout.staging_segment(self.stream, segment);
+        let key = self.layout.staging_segment(self.run_id, self.stream, segment);
         let corrupt = |detail: String| ArchiverError::StagingCorrupt {
             bucket: self.bucket.to_string(),
             key: key.clone(),
@@ -239,6 +259,15 @@ impl<'a> StagedEvents<'a> {
 
     /// The next staged event by timestamp; `None` after the last.
     pub async fn next_event(&mut self) -> Result<Option<LogEvent>> {
+        loop {
+            match self.next_staged().await? {
+                Some(event) if event.timestamp < self.from_ms => continue,
+                other => return Ok(other),
+            }
+        }
+    }
+
+    async fn next_staged(&mut self) -> Result<Option<LogEvent>> {
         for i in 0..self.runs.len() {
             while self.runs[i].events.is_empty() && self.runs[i].next <= self.runs[i].last {
                 let segment = self.runs[i].next;

@@ -3,7 +3,8 @@
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{Clients, ExportState, RunState};
+use super::lease::{self, Acquired};
+use super::{Clients, ExportState, LeaseHolder, RunState};
 use crate::domain::input::{ExecutionInput, InputProblem, Mode, RunSettings, group_name_token};
 use crate::domain::layout::GroupLayout;
 use crate::domain::window::{Checkpoint, ExportWindow};
@@ -21,19 +22,43 @@ pub struct StartRequest {
     /// `$$.Execution.Id`, carried in the settings so every step logs it.
     #[serde(default)]
     pub execution_id: Option<String>,
+    /// `$$.Execution.Name`: the run id.
+    #[serde(default)]
+    pub execution_name: Option<String>,
 }
 
-/// Validates the input, checks that the group and bucket exist, and starts
-/// the export of `[checkpoint, cutoff - 1]` unless another task holds the
-/// account's slot, nothing is new, or the mode is `plan`.
+/// Validates the input, checks that the group and bucket exist, takes the
+/// group's lease (a group held by another run ends here as `GROUP_BUSY`,
+/// touching nothing), and starts the export of `[checkpoint, cutoff - 1]`
+/// unless another task holds the account's slot, nothing is new, or the mode
+/// is `plan` (which takes no lease: it touches nothing).
 pub async fn start_export(request: StartRequest, clients: &Clients) -> Result<RunState> {
     let mut input = ExecutionInput::from_json(request.input)?;
     if request.execution_start_time.is_some() {
         input.execution_start_time = request.execution_start_time;
     }
+    if request.execution_name.is_some() {
+        input.execution_name = request.execution_name;
+    }
     let mut settings = input.validate(Utc::now())?;
     settings.execution_id = request.execution_id;
     check_resources_exist(&settings, clients).await?;
+
+    if settings.mode != Mode::Plan
+        && let Acquired::Busy(holder) = lease::acquire(clients, &settings).await?
+    {
+        tracing::warn!(holder = holder.run_id, "another run holds the group");
+        let held_by = LeaseHolder {
+            run_id: holder.run_id,
+            execution_arn: holder.execution_arn,
+            since: holder.acquired_at,
+            expires_at: holder.expires_at,
+        };
+        return Ok(RunState {
+            settings,
+            export: ExportState::GroupBusy { held_by },
+        });
+    }
 
     let layout = GroupLayout::of(&settings);
     let checkpoint = load_checkpoint(clients, &settings.bucket, &layout.checkpoint()).await?;
@@ -85,12 +110,13 @@ pub(crate) async fn load_checkpoint(clients: &Clients, bucket: &str, key: &str) 
     }
 }
 
-/// The task name: derived from the group and cutoff so that a retried
-/// start-export recognises the task an earlier attempt created.
+/// The task name: derived from the run id (unique per execution) and the
+/// group, so that a retried start-export recognises the task an earlier
+/// attempt of the same run created, and never another run's.
 fn task_name(settings: &RunSettings) -> String {
     let name = format!(
         "cwl-archiver-{}-{}",
-        settings.run_id(),
+        settings.run_id,
         group_name_token(&settings.log_group_name)
     );
     name.chars().take(512).collect()
