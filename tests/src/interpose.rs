@@ -256,6 +256,9 @@ fn export_target(request: &ExportRequest) -> Target {
 
 #[async_trait]
 impl LogStore for InterposedLogs {
+    fn now_ms(&self) -> i64 {
+        self.inner.now_ms()
+    }
     async fn describe_group(&self, group: &str) -> Result<Option<GroupInfo>> {
         interposed!(
             self,

@@ -44,9 +44,11 @@ impl SkipReason {
     /// A sentence for reports.
     pub fn describe(&self) -> String {
         match self {
-            SkipReason::KeptEventsTooOld { .. } => "kept events older than 14 days (minus the replay margin) cannot be \
+            SkipReason::KeptEventsTooOld { .. } => {
+                "kept events older than 14 days (minus the replay margin) cannot be \
                  replayed: PutLogEvents drops them; use mode retention to archive at this cutoff"
-                .into(),
+                    .into()
+            }
             SkipReason::KeptEventsBeyondRetention { retention_days, .. } => format!(
                 "kept events are older than the group's {retention_days}-day retention: PutLogEvents would drop \
                  them; use mode retention"

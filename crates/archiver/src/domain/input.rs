@@ -96,7 +96,13 @@ impl Mode {
     }
 
     /// Every mode, in the order the documentation lists them.
-    pub const ALL: [Mode; 5] = [Mode::Rebuild, Mode::ExpiredOnly, Mode::ExportOnly, Mode::Plan, Mode::Retention];
+    pub const ALL: [Mode; 5] = [
+        Mode::Rebuild,
+        Mode::ExpiredOnly,
+        Mode::ExportOnly,
+        Mode::Plan,
+        Mode::Retention,
+    ];
 
     /// The mode named `text` in the execution input.
     pub fn parse(text: &str) -> Option<Mode> {
@@ -693,7 +699,11 @@ mod tests {
         );
         assert_eq!(settings.mode, Mode::Rebuild);
         assert_eq!(settings.prefix, DEFAULT_PREFIX);
-        assert!(settings.run_id.starts_with("plan-20261124T103712Z"), "{}", settings.run_id);
+        assert!(
+            settings.run_id.starts_with("plan-20261124T103712Z"),
+            "{}",
+            settings.run_id
+        );
     }
 
     #[test]

@@ -305,7 +305,10 @@ mod tests {
         c.advance(record(10 * DAY, 20 * DAY, 21 * DAY));
         let proof = c.proof(20 * DAY).unwrap();
         assert_eq!(proof.segments.len(), 2);
-        assert_eq!(proof.segment_of(15 * DAY).map(|s| s.task_id.as_str()), Some("t1728000000"));
+        assert_eq!(
+            proof.segment_of(15 * DAY).map(|s| s.task_id.as_str()),
+            Some("t1728000000")
+        );
         assert_eq!(c.proof(25 * DAY), Err((20 * DAY, 25 * DAY)));
         let mut gap = Checkpoint::default();
         gap.advance(record(5, 10, 11));

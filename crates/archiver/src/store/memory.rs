@@ -110,6 +110,17 @@ pub enum FaultKind {
     Throttled,
     /// A 5xx: a retryable [`ArchiverError::Service`] (`ServiceUnavailable`).
     ServiceUnavailable,
+    /// PutLogEvents only: the batch is stored twice (a call that took
+    /// effect, whose answer was lost, resent by the SDK); the call succeeds.
+    AppliedTwice,
+}
+
+/// When a fault strikes: before the call has an effect, or after (the call
+/// took effect, the caller sees the failure: a lost answer, a crash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Before,
+    After,
 }
 
 #[derive(Debug)]
@@ -117,6 +128,7 @@ struct FaultRule {
     operation: String,
     nth: u64,
     kind: FaultKind,
+    phase: Phase,
     matched: u64,
     injected: u64,
 }
@@ -163,10 +175,22 @@ impl MemoryControl {
 
     /// Fails the `nth` call (1-based, counted from now) of `operation` with `kind`.
     pub fn fail_nth(&self, operation: &str, nth: u64, kind: FaultKind) {
+        self.add_fault(operation, nth, kind, Phase::Before);
+    }
+
+    /// Lets the `nth` call of `operation` take effect, then fails it with
+    /// `kind`, as a lost answer or a crash right after the call does.
+    /// Applies to CreateLogStream, DeleteLogStream, PutLogEvents, PutObject.
+    pub fn fail_nth_after(&self, operation: &str, nth: u64, kind: FaultKind) {
+        self.add_fault(operation, nth, kind, Phase::After);
+    }
+
+    fn add_fault(&self, operation: &str, nth: u64, kind: FaultKind, phase: Phase) {
         lock(&self.state).faults.push(FaultRule {
             operation: operation.to_string(),
             nth,
             kind,
+            phase,
             matched: 0,
             injected: 0,
         });
@@ -209,18 +233,41 @@ impl MemoryControl {
 
     /// Counts one call and fails it if a fault says so.
     fn enter(&self, operation: &'static str) -> Result<()> {
+        *lock(&self.state).calls.entry(operation.to_string()).or_default() += 1;
+        self.strike(operation, Phase::Before)
+    }
+
+    /// After a call took effect: fails it if a fault says so.
+    fn leave(&self, operation: &'static str) -> Result<()> {
+        self.strike(operation, Phase::After)
+    }
+
+    /// Whether this PutLogEvents call is to be stored twice.
+    fn applies_twice(&self) -> bool {
+        self.decide("PutLogEvents", Phase::After, |kind| kind == FaultKind::AppliedTwice)
+            .is_some()
+    }
+
+    fn decide(&self, operation: &str, phase: Phase, kinds: impl Fn(FaultKind) -> bool) -> Option<FaultKind> {
         let mut state = lock(&self.state);
-        *state.calls.entry(operation.to_string()).or_default() += 1;
         let mut fail = None;
-        for rule in state.faults.iter_mut().filter(|f| f.operation == operation) {
+        for rule in state
+            .faults
+            .iter_mut()
+            .filter(|f| f.operation == operation && f.phase == phase && kinds(f.kind))
+        {
             rule.matched += 1;
             if rule.matched == rule.nth && fail.is_none() {
                 rule.injected += 1;
                 fail = Some(rule.kind);
             }
         }
-        match fail {
-            None => Ok(()),
+        fail
+    }
+
+    fn strike(&self, operation: &'static str, phase: Phase) -> Result<()> {
+        match self.decide(operation, phase, |kind| kind != FaultKind::AppliedTwice) {
+            None | Some(FaultKind::AppliedTwice) => Ok(()),
             Some(FaultKind::Throttled) => Err(ArchiverError::Throttled {
                 operation,
                 message: "Rate exceeded (injected fault)".into(),
@@ -362,7 +409,8 @@ impl ArchiveStore for MemoryArchive {
 
     async fn put(&self, bucket: &str, key: &str, body: Bytes) -> Result<()> {
         self.control.enter("PutObject")?;
-        self.write("PutObject", bucket, key, body)
+        self.write("PutObject", bucket, key, body)?;
+        self.control.leave("PutObject")
     }
 
     async fn get_versioned(&self, bucket: &str, key: &str) -> Result<Option<Versioned>> {
@@ -549,7 +597,9 @@ impl Masking {
         if unmask || event.ingestion_ms < self.since_ms || self.pattern.is_empty() {
             event.message.clone()
         } else {
-            event.message.replace(&self.pattern, &"*".repeat(self.pattern.chars().count()))
+            event
+                .message
+                .replace(&self.pattern, &"*".repeat(self.pattern.chars().count()))
         }
     }
 }
@@ -888,7 +938,10 @@ fn task_view(task: &ExportTaskRecord) -> ExportTask {
 impl LogsState {
     /// An event's text as a reader without `logs:Unmask` (or an export) sees it.
     fn view(&self, group: &Group, event: &StoredEvent, unmask: bool) -> String {
-        let masked = group.protection.as_ref().map_or(event.message.clone(), |m| m.view(event, unmask));
+        let masked = group
+            .protection
+            .as_ref()
+            .map_or(event.message.clone(), |m| m.view(event, unmask));
         match &self.account_masking {
             None => masked,
             Some(account) => account.view(
@@ -904,6 +957,10 @@ impl LogsState {
 
 #[async_trait]
 impl LogStore for MemoryLogs {
+    fn now_ms(&self) -> i64 {
+        self.control.now_ms()
+    }
+
     async fn describe_group(&self, group: &str) -> Result<Option<GroupInfo>> {
         self.control.enter("DescribeLogGroups")?;
         let now = self.control.now_ms();
@@ -1089,11 +1146,15 @@ impl LogStore for MemoryLogs {
                 accepted.push(e.clone());
             }
         }
+        if self.control.applies_twice() {
+            s.store(accepted.clone(), next_seq, now);
+        }
         s.store(accepted, next_seq, now);
+        drop(state);
         if rejected.any() {
             return Err(rejected.into_error(stream));
         }
-        Ok(())
+        self.control.leave(OP)
     }
 
     async fn create_stream(&self, group: &str, stream: &str) -> Result<bool> {
@@ -1111,16 +1172,19 @@ impl LogStore for MemoryLogs {
                 ..Stream::default()
             },
         );
+        drop(state);
+        self.control.leave("CreateLogStream")?;
         Ok(true)
     }
 
     async fn delete_stream(&self, group: &str, stream: &str) -> Result<bool> {
         self.control.enter("DeleteLogStream")?;
-        let mut state = lock(&self.state);
-        Ok(state
+        let existed = lock(&self.state)
             .groups
             .get_mut(group)
-            .is_some_and(|g| g.streams.remove(stream).is_some()))
+            .is_some_and(|g| g.streams.remove(stream).is_some());
+        self.control.leave("DeleteLogStream")?;
+        Ok(existed)
     }
 
     async fn create_export_task(&self, request: &ExportRequest) -> Result<ExportStart> {
@@ -1338,7 +1402,10 @@ mod tests {
         token: Option<&str>,
         limit: Option<i32>,
     ) -> EventsPage {
-        let page = aws.logs.get_events_page(query("g", stream, start, end, token, limit)).await;
+        let page = aws
+            .logs
+            .get_events_page(query("g", stream, start, end, token, limit))
+            .await;
         page.unwrap().expect("the stream exists")
     }
 
@@ -1448,7 +1515,10 @@ mod tests {
             assert_eq!(err.name(), ErrorName::ServiceError, "{err}");
         }
         for (group, stream) in [("g", "nope"), ("nope", "s")] {
-            let missing = aws.logs.get_events_page(query(group, stream, 0, None, None, None)).await;
+            let missing = aws
+                .logs
+                .get_events_page(query(group, stream, 0, None, None, None))
+                .await;
             assert!(missing.unwrap().is_none(), "{group}/{stream}");
         }
     }

@@ -205,6 +205,12 @@ impl RejectedEvents {
 /// CloudWatch Logs, as far as the archiver needs it.
 #[async_trait]
 pub trait LogStore: Send + Sync {
+    /// The time now (ms): what the archiver compares with ingestion times
+    /// and lease expiries. The system clock, except in the memory store,
+    /// whose clock a test sets.
+    fn now_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
     /// The group, or `None` when it does not exist.
     async fn describe_group(&self, group: &str) -> Result<Option<GroupInfo>>;
     /// One page of DescribeLogStreams (up to 50 streams) and the token of

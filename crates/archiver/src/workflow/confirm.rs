@@ -103,8 +103,7 @@ impl Confirmer<'_> {
                 return Ok(found);
             }
         }
-        let mut cursor =
-            EventCursor::new(logs, group, stream, proof.cutoff_ms, None, None).unmasked(self.unmask_kept);
+        let mut cursor = EventCursor::new(logs, group, stream, proof.cutoff_ms, None, None).unmasked(self.unmask_kept);
         match staging {
             Some(staging) => {
                 let archive = self.clients.archive.as_ref();

@@ -74,7 +74,7 @@ pub async fn acquire(clients: &Clients, settings: &RunSettings) -> Result<Acquir
     let key = GroupLayout::of(settings).lease();
     let bucket = &settings.bucket;
     for _ in 0..CAS_TRIES {
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = clients.logs.now_ms();
         let condition = match read(clients, bucket, &key).await? {
             None => WriteCondition::IfAbsent,
             Some((current, etag)) if current.run_id == settings.run_id || current.is_free(now) => {
@@ -83,7 +83,12 @@ pub async fn acquire(clients: &Clients, settings: &RunSettings) -> Result<Acquir
             Some((current, _)) => return Ok(Acquired::Busy(current)),
         };
         let lease = new_lease(settings, now);
-        if clients.archive.put_if(bucket, &key, encode(&lease)?, condition).await?.is_some() {
+        if clients
+            .archive
+            .put_if(bucket, &key, encode(&lease)?, condition)
+            .await?
+            .is_some()
+        {
             tracing::info!(run_id = settings.run_id, "group lease taken");
             return Ok(Acquired::Held);
         }
@@ -97,7 +102,7 @@ pub async fn confirm(clients: &Clients, settings: &RunSettings) -> Result<()> {
     let key = GroupLayout::of(settings).lease();
     let bucket = &settings.bucket;
     for _ in 0..CAS_TRIES {
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = clients.logs.now_ms();
         let (current, etag) = match read(clients, bucket, &key).await? {
             Some((lease, etag)) if lease.run_id == settings.run_id && !lease.released => (lease, etag),
             other => {

@@ -117,7 +117,11 @@ pub fn run_metrics(report: &RunReport, timestamp_ms: i64) -> MetricSet {
         .add("BytesReingested", Unit::Bytes, totals.bytes_replayed as f64)
         .add("ExportObjects", Unit::Count, totals.export_objects as f64)
         .add("BytesExported", Unit::Bytes, totals.export_bytes as f64)
-        .add("DeletedStreamsExportBytes", Unit::Bytes, totals.deleted_streams_export_bytes as f64)
+        .add(
+            "DeletedStreamsExportBytes",
+            Unit::Bytes,
+            totals.deleted_streams_export_bytes as f64,
+        )
         .add("EventsSupplemented", Unit::Count, totals.events_supplemented as f64);
     for (action, count) in &totals.streams {
         set.add(&format!("Streams{}", camel(action)), Unit::Count, *count as f64);

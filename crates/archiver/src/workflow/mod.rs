@@ -4,6 +4,7 @@
 //! the next state needs. Steps are idempotent: Step Functions retries them,
 //! and an operator may re-run a whole execution.
 
+mod abandon;
 mod check;
 mod confirm;
 pub mod lambda;
@@ -26,9 +27,10 @@ use crate::domain::input::{InvocationBudget, RunSettings};
 use crate::domain::window::ExportWindow;
 use crate::store::{ArchiveStore, DataProtection, LogStore, StreamInfo};
 
+pub use abandon::{abandon_run, abandon_start};
 pub use check::check_export;
 pub use read::{EventCursor, Page, ReadLimits, ReadProgress, read_events};
-pub use rebuild::{abandon_run, rebuild_batch, record_batch_failure};
+pub use rebuild::{rebuild_batch, record_batch_failure};
 pub use report::{INGESTION_USD_PER_GB, RunReport, RunTotals, report_run};
 pub use scan::scan_batch;
 pub use staged::StagedSet;
@@ -57,6 +59,12 @@ impl Clients {
             archive: Arc::new(crate::store::aws::S3Archive::from_config(config)),
         }
     }
+}
+
+/// The clients' time (see [`LogStore::now_ms`]) as a date: the fallback
+/// start of a run whose input carries no execution start time.
+pub(crate) fn clients_now(clients: &Clients) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(clients.logs.now_ms()).unwrap_or_else(chrono::Utc::now)
 }
 
 /// One invocation's work measured against its budget.

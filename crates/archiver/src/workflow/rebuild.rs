@@ -60,6 +60,9 @@ struct Progress {
     /// Replays of stream `next` started over after duplicates.
     #[serde(default)]
     restarts: u32,
+    /// Events of stream `next` archived as supplements so far.
+    #[serde(default)]
+    supplemented: u64,
 }
 
 /// An expired stream about to be deleted, and since when.
@@ -111,10 +114,7 @@ pub async fn rebuild_batch(request: RebuildRequest, clients: &Clients) -> Result
     };
     let first = progress.next;
     let mut clock = BudgetClock::start(settings.budget);
-    let deletes_left = plans
-        .iter()
-        .skip(first)
-        .any(|p| matches!(p, StreamPlan::Delete { .. }));
+    let deletes_left = plans.iter().skip(first).any(|p| matches!(p, StreamPlan::Delete { .. }));
     let mut pacing = if deletes_left {
         Pacing::for_run(clients, &run, &layout).await?
     } else {
@@ -158,6 +158,7 @@ pub async fn rebuild_batch(request: RebuildRequest, clients: &Clients) -> Result
         progress.deleting = None;
         progress.phase = None;
         progress.restarts = 0;
+        progress.supplemented = 0;
         if touched {
             rebuilder.save(&progress).await?;
         }
@@ -202,15 +203,6 @@ pub async fn record_batch_failure(failure: BatchFailure, clients: &Clients) -> R
             .map(|s| StreamOutcome::new(&s.stream, "failed", Some(reason.clone()))),
     );
     write_outcomes(clients, settings, &layout, failure.batch.batch, &outcomes).await
-}
-
-/// The failure path of a run (the state machine's Catch): lets the group go,
-/// so the next run need not wait for the lease to lapse.
-pub async fn abandon_run(run: RunState, clients: &Clients) -> Result<RunState> {
-    if run.settings.mode != Mode::Plan {
-        lease::release(clients, &run.settings).await?;
-    }
-    Ok(run)
 }
 
 /// Lambda causes are JSON with an `errorMessage`; keep the message only.
@@ -313,13 +305,18 @@ enum Step {
     /// Rebuilt, verified, staging removed: the outcome.
     Done(StreamOutcome),
     /// The budget ran out; go on from `phase`.
-    Paused { phase: RebuildPhase, restarts: u32 },
+    Paused {
+        phase: RebuildPhase,
+        restarts: u32,
+        supplemented: u64,
+    },
 }
 
 /// How a confirmation before a delete ended.
 enum Confirmed {
-    /// The stream is deleted (or was gone already).
-    Deleted,
+    /// The stream is deleted (or was gone already); this many old events
+    /// were archived as supplements first.
+    Deleted(u64),
     /// A writer kept writing through every confirmation; nothing was deleted.
     WriterKeptWriting,
 }
@@ -396,7 +393,11 @@ impl Rebuilder<'_> {
                  nothing was deleted"
             ),
         })?;
-        if distrust && let ExportState::Ready { export: Some(export), .. } = &self.run.export {
+        if distrust
+            && let ExportState::Ready {
+                export: Some(export), ..
+            } = &self.run.export
+        {
             if let Some(record) = checkpoint.exports.iter().find(|r| r.task_id == export.task_id) {
                 proof.distrust(record);
             }
@@ -457,9 +458,14 @@ impl Rebuilder<'_> {
         };
         Ok(match step {
             Step::Done(outcome) => Carried::Done(outcome),
-            Step::Paused { phase, restarts } => {
+            Step::Paused {
+                phase,
+                restarts,
+                supplemented,
+            } => {
                 progress.phase = Some(phase);
                 progress.restarts = restarts;
+                progress.supplemented = supplemented;
                 Carried::Paused
             }
         })
@@ -496,7 +502,7 @@ impl Rebuilder<'_> {
             None => {
                 progress.deleting = Some(DeleteIntent {
                     stream: stream.to_string(),
-                    since_ms: chrono::Utc::now().timestamp_millis(),
+                    since_ms: self.clients.logs.now_ms(),
                 });
                 self.save(progress).await?;
             }
@@ -509,12 +515,17 @@ impl Rebuilder<'_> {
             let found = confirmer.read(stream, &proof, None, clock).await?;
             supplemented += found.supplemented;
             if !found.stream_exists {
-                return Ok(outcome("gone", Some("the stream was deleted before this run deleted it")));
+                return Ok(outcome(
+                    "gone",
+                    Some("the stream was deleted before this run deleted it"),
+                ));
             }
             if found.new_kept > 0 {
                 return Ok(outcome(
                     "skipped",
-                    Some("received events newer than the cutoff since the scan: a writer is back; the next run rebuilds it"),
+                    Some(
+                        "received events newer than the cutoff since the scan: a writer is back; the next run rebuilds it",
+                    ),
                 ));
             }
             if found.is_clean() {
@@ -564,18 +575,20 @@ impl Rebuilder<'_> {
     async fn rebuild(&self, target: Target<'_>, progress: &Progress, clock: &mut BudgetClock) -> Result<Step> {
         let stream = target.stream;
         let marker = self.read_marker(target.staging_run, stream).await?;
+        let mut supplemented = progress.supplemented;
         let (mut marker, mut phase, mut restarts) = match (progress.phase, marker) {
             (Some(phase), Some(marker)) => (marker, phase, progress.restarts),
             // The marker goes last, once the stream is verified: a retry of
             // the invocation that finished it.
-            (Some(_), None) => return Ok(Step::Done(self.finished(&target, target.staged))),
+            (Some(_), None) => return Ok(Step::Done(self.finished(&target, target.staged, supplemented))),
             (None, Some(marker)) => {
                 // An earlier attempt (or run) stopped after the marker: the
                 // stream may be deleted, hold part of the replay, or what a
                 // writer added since. It is confirmed and rebuilt again.
                 let mut marker = marker;
-                if let Confirmed::WriterKeptWriting = self.delete_confirmed(&target, &mut marker, clock).await? {
-                    return Err(kept_writing(stream));
+                match self.delete_confirmed(&target, &mut marker, clock).await? {
+                    Confirmed::Deleted(n) => supplemented += n,
+                    Confirmed::WriterKeptWriting => return Err(kept_writing(stream)),
                 }
                 self.recreate(stream).await?;
                 (marker, RebuildPhase::Replay { replayed: 0 }, 0)
@@ -583,18 +596,21 @@ impl Rebuilder<'_> {
             (None, None) => {
                 let Some(staged) = target.staged else {
                     // Finishing, and the marker is gone: finished already.
-                    return Ok(Step::Done(self.finished(&target, None)));
+                    return Ok(Step::Done(self.finished(&target, None, 0)));
                 };
                 if let Some(first) = staged.segments().next()
                     && !self
                         .clients
                         .archive
-                        .exists(self.bucket(), &self.layout.staging_segment(target.staging_run, stream, first))
+                        .exists(
+                            self.bucket(),
+                            &self.layout.staging_segment(target.staging_run, stream, first),
+                        )
                         .await?
                 {
                     // A retry: an earlier attempt verified the stream and
                     // removed its staging and marker.
-                    return Ok(Step::Done(self.finished(&target, Some(staged))));
+                    return Ok(Step::Done(self.finished(&target, Some(staged), 0)));
                 }
                 let mut marker = Marker {
                     run_id: target.staging_run.to_string(),
@@ -602,7 +618,9 @@ impl Rebuilder<'_> {
                     staged: staged.clone(),
                 };
                 self.write_marker(stream, &marker).await?;
-                if let Confirmed::WriterKeptWriting = self.delete_confirmed(&target, &mut marker, clock).await? {
+                if let Confirmed::Deleted(n) = self.delete_confirmed(&target, &mut marker, clock).await? {
+                    supplemented += n;
+                } else {
                     // Never deleted: the stream is whole, the staging goes.
                     self.remove_staging(target.staging_run, stream).await?;
                     return Ok(Step::Done(StreamOutcome {
@@ -627,12 +645,14 @@ impl Rebuilder<'_> {
                             return Ok(Step::Paused {
                                 phase: RebuildPhase::Replay { replayed },
                                 restarts,
+                                supplemented,
                             });
                         }
                         None if clock.exhausted() => {
                             return Ok(Step::Paused {
                                 phase: RebuildPhase::Verify,
                                 restarts,
+                                supplemented,
                             });
                         }
                         None => phase = RebuildPhase::Verify,
@@ -642,9 +662,15 @@ impl Rebuilder<'_> {
                     let comparison = {
                         let archive = self.clients.archive.as_ref();
                         let logs = self.clients.logs.as_ref();
-                        let mut expected =
-                            StagedEvents::open(archive, self.bucket(), self.layout, &marker.run_id, stream, &marker.staged)
-                                .from_ms(replay_from);
+                        let mut expected = StagedEvents::open(
+                            archive,
+                            self.bucket(),
+                            self.layout,
+                            &marker.run_id,
+                            stream,
+                            &marker.staged,
+                        )
+                        .from_ms(replay_from);
                         let mut cursor = EventCursor::new(logs, self.group(), stream, replay_from, None, None)
                             .unmasked(self.unmask());
                         let comparison = compare(&mut expected, &mut cursor, None).await?;
@@ -679,8 +705,9 @@ impl Rebuilder<'_> {
                     }
                     restarts += 1;
                     tracing::warn!(duplicates = comparison.duplicated, restarts, "replaying again");
-                    if let Confirmed::WriterKeptWriting = self.delete_confirmed(&target, &mut marker, clock).await? {
-                        return Err(kept_writing(stream));
+                    match self.delete_confirmed(&target, &mut marker, clock).await? {
+                        Confirmed::Deleted(n) => supplemented += n,
+                        Confirmed::WriterKeptWriting => return Err(kept_writing(stream)),
                     }
                     self.recreate(stream).await?;
                     phase = RebuildPhase::Replay { replayed: 0 };
@@ -689,16 +716,19 @@ impl Rebuilder<'_> {
         }
         self.remove_staging(&marker.run_id, stream).await?;
         tracing::info!(events = marker.staged.events, "stream rebuilt and verified");
-        Ok(Step::Done(self.finished(&target, Some(&marker.staged))))
+        Ok(Step::Done(self.finished(&target, Some(&marker.staged), supplemented)))
     }
 
     /// The outcome of a finished rebuild.
-    fn finished(&self, target: &Target<'_>, staged: Option<&StagedSet>) -> StreamOutcome {
+    fn finished(&self, target: &Target<'_>, staged: Option<&StagedSet>, supplemented: u64) -> StreamOutcome {
         let finishing = target.staging_run != self.settings.run_id;
         let (action, reason) = if finishing {
             (
                 "finished",
-                Some(format!("finished the interrupted rebuild of run {}", target.staging_run)),
+                Some(format!(
+                    "finished the interrupted rebuild of run {}",
+                    target.staging_run
+                )),
             )
         } else {
             ("rebuilt", None)
@@ -708,6 +738,7 @@ impl Rebuilder<'_> {
             events_replayed: staged.events,
             bytes_replayed: staged.message_bytes,
             export_bytes: target.export_bytes,
+            events_supplemented: supplemented,
             ..StreamOutcome::new(target.stream, action, reason)
         }
     }
@@ -738,6 +769,7 @@ impl Rebuilder<'_> {
         }
         let proof = self.proof(stream, replay_from, target.distrust_export).await?;
         let confirmer = self.confirmer();
+        let mut supplemented = 0;
         for _ in 0..MAX_CONFIRM_ROUNDS {
             let header = StagingHeader {
                 log_group_name: self.group().to_string(),
@@ -759,6 +791,7 @@ impl Rebuilder<'_> {
                 writer: &mut writer,
             };
             let found = confirmer.read(stream, &proof, Some(staging), clock).await?;
+            supplemented += found.supplemented;
             let written = writer.finish().await?;
             if written.events > 0 {
                 tracing::info!(events = written.events, "events a writer added staged too");
@@ -768,12 +801,12 @@ impl Rebuilder<'_> {
             if !found.stream_exists {
                 // Deleted already (by an earlier attempt, or someone else):
                 // the staging holds every kept event.
-                return Ok(Confirmed::Deleted);
+                return Ok(Confirmed::Deleted(supplemented));
             }
             if found.is_clean() {
                 self.clients.logs.delete_stream(self.group(), stream).await?;
                 clock.spend(1);
-                return Ok(Confirmed::Deleted);
+                return Ok(Confirmed::Deleted(supplemented));
             }
         }
         Ok(Confirmed::WriterKeptWriting)
@@ -796,8 +829,14 @@ impl Rebuilder<'_> {
             });
         }
         let archive = self.clients.archive.as_ref();
-        let mut events =
-            StagedEvents::open(archive, self.bucket(), self.layout, &marker.run_id, stream, &marker.staged);
+        let mut events = StagedEvents::open(
+            archive,
+            self.bucket(),
+            self.layout,
+            &marker.run_id,
+            stream,
+            &marker.staged,
+        );
         let mut by_export: BTreeMap<usize, BTreeMap<(i64, String), u64>> = BTreeMap::new();
         while let Some(LogEvent { timestamp, message }) = events.next_event().await? {
             if timestamp >= replay_from {
@@ -813,7 +852,11 @@ impl Rebuilder<'_> {
                     detail: format!("no export on record covers the staged event at {timestamp} ms"),
                 });
             };
-            *by_export.entry(index).or_default().entry((timestamp, message)).or_default() += 1;
+            *by_export
+                .entry(index)
+                .or_default()
+                .entry((timestamp, message))
+                .or_default() += 1;
         }
         let confirmer = self.confirmer();
         for (index, wanted) in by_export {
@@ -866,8 +909,15 @@ impl Rebuilder<'_> {
         clock: &mut BudgetClock,
     ) -> Result<Option<u64>> {
         let archive = self.clients.archive.as_ref();
-        let mut events = StagedEvents::open(archive, self.bucket(), self.layout, &marker.run_id, stream, &marker.staged)
-            .from_ms(replay_from);
+        let mut events = StagedEvents::open(
+            archive,
+            self.bucket(),
+            self.layout,
+            &marker.run_id,
+            stream,
+            &marker.staged,
+        )
+        .from_ms(replay_from);
         events.skip(replayed).await?;
         let mut packer = BatchPacker::new();
         let packing = |e| ArchiverError::Internal(format!("packing {stream}: {e}"));

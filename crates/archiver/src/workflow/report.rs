@@ -135,7 +135,7 @@ pub async fn report_run(run: RunState, clients: &Clients) -> Result<RunReport> {
         .await?
         .and_then(|g| g.stored_bytes);
     let failed = outcomes.iter().filter(|o| o.action == "failed").count();
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = clients.logs.now_ms();
 
     let report_key = layout.report(&run_id);
     let report = RunReport {

@@ -82,7 +82,10 @@ pub async fn scan_batch(request: BatchRequest, clients: &Clients) -> Result<Scan
         }
     }
     let body = serde_json::to_vec(&plans).map_err(|e| ArchiverError::Internal(e.to_string()))?;
-    clients.archive.put(&settings.bucket, &plans_key, Bytes::from(body)).await?;
+    clients
+        .archive
+        .put(&settings.bucket, &plans_key, Bytes::from(body))
+        .await?;
     Ok(ScanResult {
         planned: plans.len(),
         resume,
@@ -92,10 +95,12 @@ pub async fn scan_batch(request: BatchRequest, clients: &Clients) -> Result<Scan
 /// The plans an earlier invocation of the batch saved: exactly `planned` of them.
 pub(crate) async fn load_plans(clients: &Clients, bucket: &str, key: &str, planned: usize) -> Result<Vec<StreamPlan>> {
     let body = clients.archive.get(bucket, key).await?.ok_or_else(|| {
-        ArchiverError::Internal(format!("the plans s3://{bucket}/{key} of an earlier invocation are missing"))
+        ArchiverError::Internal(format!(
+            "the plans s3://{bucket}/{key} of an earlier invocation are missing"
+        ))
     })?;
-    let plans: Vec<StreamPlan> =
-        serde_json::from_slice(&body).map_err(|e| ArchiverError::Internal(format!("plans s3://{bucket}/{key}: {e}")))?;
+    let plans: Vec<StreamPlan> = serde_json::from_slice(&body)
+        .map_err(|e| ArchiverError::Internal(format!("plans s3://{bucket}/{key}: {e}")))?;
     if plans.len() != planned {
         return Err(ArchiverError::Internal(format!(
             "the plans s3://{bucket}/{key} hold {} streams, the state machine says {planned}",

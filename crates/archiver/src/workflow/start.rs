@@ -1,10 +1,9 @@
 //! start-export: validate the input, resolve the window, start the export.
 
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::lease::{self, Acquired};
-use super::{Clients, ExportState, LeaseHolder, RunState};
+use super::{Clients, ExportState, LeaseHolder, RunState, clients_now};
 use crate::domain::input::{ExecutionInput, InputProblem, Mode, RunSettings, group_name_token};
 use crate::domain::layout::GroupLayout;
 use crate::domain::window::{Checkpoint, ExportWindow};
@@ -40,7 +39,7 @@ pub async fn start_export(request: StartRequest, clients: &Clients) -> Result<Ru
     if request.execution_name.is_some() {
         input.execution_name = request.execution_name;
     }
-    let mut settings = input.validate(Utc::now())?;
+    let mut settings = input.validate(clients_now(clients))?;
     settings.execution_id = request.execution_id;
     check_resources_exist(&settings, clients).await?;
 
@@ -154,7 +153,7 @@ async fn begin_export(
         bucket: settings.bucket.clone(),
         prefix: destination_prefix.clone(),
     };
-    let started_at_ms = Utc::now().timestamp_millis();
+    let started_at_ms = clients.logs.now_ms();
     Ok(match clients.logs.create_export_task(&request).await? {
         ExportStart::Started(task_id) => {
             tracing::info!(
