@@ -27,6 +27,7 @@ Control API (JSON in and out, never reaches moto):
                               "quotas"?: {"Operation": tps|null, ...}|"aws", "quotaScale"?: x,
                               "quotasEnabled"?: bool,
                               "s3AtomicConditionalWrites"?: bool, "s3ConflictOnContention"?: bool,
+                              "s3WriteDelayMs"?: ms,
                               "sfnPayloadLimitBytes"?: n|null, "sfnHistoryLimit"?: n|null,
                               "lambdaPayloadLimitBytes"?: n|null}   (null: back to AWS's value)
   GET    /_emulator/config   every setting above, with its current value
@@ -802,6 +803,7 @@ def main(argv: list[str] | None = None) -> None:
 
     strict_logs.install()
     sfn_patches.install()
+    strict_s3.install()
     strict_logs.CONFIG["export_delay_seconds"] = args.export_delay_seconds
 
     state = State(args.lambda_endpoint)

@@ -30,6 +30,8 @@ CONFIG: dict[str, Any] = {
     # another write of the same key may answer 409 ConditionalRequestConflict.
     "s3_atomic_conditional_writes": True,
     "s3_conflict_on_contention": True,
+    # Latency added to every S3 object write (after the precondition check).
+    "s3_write_delay_ms": 0.0,
     # Step Functions.
     "sfn_payload_limit_bytes": SFN_PAYLOAD_LIMIT,
     "sfn_history_limit": SFN_HISTORY_LIMIT,
@@ -45,6 +47,7 @@ _FIELDS: dict[str, tuple[str, Any, bool]] = {
     "retentionExpiryDelaySeconds": ("retention_expiry_delay_seconds", float, False),
     "s3AtomicConditionalWrites": ("s3_atomic_conditional_writes", bool, False),
     "s3ConflictOnContention": ("s3_conflict_on_contention", bool, False),
+    "s3WriteDelayMs": ("s3_write_delay_ms", float, False),
     "sfnPayloadLimitBytes": ("sfn_payload_limit_bytes", int, True),
     "sfnHistoryLimit": ("sfn_history_limit", int, True),
     "lambdaPayloadLimitBytes": ("lambda_payload_limit_bytes", int, True),

@@ -16,11 +16,17 @@ write that finds another write of the same key in progress answers 409
 ConditionalRequestConflict when it is an `If-Match` write or the write in
 progress is a delete (the cases AWS names); an `If-None-Match` write waits and
 then gets 412 if the key now exists.
+
+`s3WriteDelayMs` (default 0) adds that much latency to every object write,
+after moto's precondition check and before the object is stored, as S3's own
+write latency does: with the atomic writes switched off, concurrent
+conditional writes then visibly race (which is how the tests show the rule).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import urllib.parse
 from typing import Any
 
@@ -77,3 +83,17 @@ class S3Writes:
             with self.state:
                 self.holder = None
             self.lock.release()
+
+
+def install() -> None:
+    from moto.s3.models import S3Backend
+
+    original_put = S3Backend.put_object
+
+    def put_object(self: Any, *args: Any, **kwargs: Any) -> Any:
+        delay = emulator_config.get("s3_write_delay_ms")
+        if delay:
+            time.sleep(float(delay) / 1000.0)
+        return original_put(self, *args, **kwargs)
+
+    S3Backend.put_object = put_object  # type: ignore[method-assign]
