@@ -151,7 +151,9 @@ async fn stream_stored_bytes_is_always_zero_and_the_group_stored_bytes_is_real()
     let t = now_ms() - 60_000;
     put(&emu, "/rules/bytes", "s", vec![ev(t, "hello"), ev(t + 1, "wörld")]).await;
     let stream = describe_stream(&emu, "/rules/bytes", "s").await;
-    assert_eq!(stream.stored_bytes(), Some(0));
+    #[allow(deprecated)] // deprecated precisely because AWS always reports 0
+    let stored = stream.stored_bytes();
+    assert_eq!(stored, Some(0));
     assert_eq!(stream.last_event_timestamp(), Some(t + 1));
     let group = describe_group(&emu, "/rules/bytes").await;
     assert_eq!(group.stored_bytes(), Some(5 + 6), "UTF-8 bytes of the messages");
