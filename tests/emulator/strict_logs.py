@@ -384,18 +384,20 @@ def _stream_describe(self: LogStream) -> dict[str, Any]:
         "storedBytes": 0,
     }
     with LOCK:
-        events = visible_events(self, now)
+        purge_stream(self, now)
+        events = self.events
+        lo = first_visible_index(self, now)
         cutoff = metadata_cutoff(now)
         if cutoff is None:
-            if not events:
+            if lo >= len(events):
                 return res
-            first, last = events[0].timestamp, events[-1].timestamp
+            first, last = events[lo].timestamp, events[-1].timestamp
             if self.last_ingestion_time is not None:
                 last_ingestion = int((self.last_ingestion_time - datetime(1970, 1, 1)).total_seconds() * 1000)
             else:
-                last_ingestion = max(e.ingestion_time for e in events)
+                last_ingestion = max(e.ingestion_time for e in events[lo:])
         else:
-            seen = [e for e in events if e.ingestion_time <= cutoff]
+            seen = [e for e in events[lo:] if e.ingestion_time <= cutoff]
             if not seen:
                 return res
             first = min(e.timestamp for e in seen)
@@ -424,7 +426,11 @@ def _group_describe(self: LogGroup) -> dict[str, Any]:
         out = _original_group_describe(self)
         stored = 0
         for stream in self.streams.values():
-            stored += sum(len(e.message.encode("utf-8")) for e in visible_events(stream, now))
+            purge_stream(stream, now, self)
+            stored += stream.stored_bytes
+            hidden = first_visible_index(stream, now)  # past retention, not yet deleted
+            if hidden:
+                stored -= sum(len(e.message.encode("utf-8")) for e in stream.events[:hidden])
         out["storedBytes"] = stored
     if data_protection.get_group_policy(self.account_id, self.region, self.name) is not None:
         out["dataProtectionStatus"] = "ACTIVATED"
