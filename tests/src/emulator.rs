@@ -1,7 +1,11 @@
 //! Harness for the strict local emulator (`tests/emulator/cwl_emulator.py`):
 //! starts it on a free port, builds AWS SDK clients pointed at it, and drives
 //! its control API (`/_emulator/...`: seeding, fault injection, call counts,
-//! export settings).
+//! export settings, the strict rules' switches and the independent reader).
+//! The rules, their AWS sources and their tests are listed in
+//! `tests/emulator/RULES.md`; all are on by default at AWS's values (TPS
+//! quotas included). `CWL_EMULATOR_CONFIG` (the JSON of `POST /_emulator/config`)
+//! is passed on to every emulator a test starts.
 //!
 //! The child process is started with `--exit-on-stdin-eof` and its stdin pipe
 //! is held open by [`Emulator`]: dropping the emulator (also while a test
