@@ -8,7 +8,11 @@ IAM, Lambda, Step Functions) behind a WSGI middleware that
 
 Usage:
   python cwl_emulator.py --port 0 [--host 127.0.0.1] [--lambda-endpoint URL]
-      [--export-delay-seconds 2.0] [--exit-on-stdin-eof] [--pidfile PATH]
+      [--export-delay-seconds 2.0] [--exit-on-stdin-eof] [--pidfile PATH] [--config JSON]
+
+`--config` (or the environment variable CWL_EMULATOR_CONFIG) takes the JSON body
+of `POST /_emulator/config`, applied at start. The strict rules and their AWS
+sources are listed in RULES.md beside this file.
 
 Prints exactly one line `READY port=<port>` on stdout once listening; logs go to
 stderr. A port in use: one line on stderr, exit code 2.
@@ -17,7 +21,19 @@ Control API (JSON in and out, never reaches moto):
   GET    /_emulator/health
   POST   /_emulator/seed     {"logGroupName", "logStreamName", "events": [{"timestamp", "message"}],
                               "lastIngestionTime"?}   any timestamps, no PutLogEvents rule
-  POST   /_emulator/config   {"exportDelaySeconds": float, "lambdaEndpoint"?: url}
+  POST   /_emulator/config   {"exportDelaySeconds": float, "lambdaEndpoint"?: url,
+                              "metadataLagSeconds"?: s|null, "metadataFrozenAtMs"?: ms|null,
+                              "retentionExpiryDelaySeconds"?: s,
+                              "quotas"?: {"Operation": tps|null, ...}|"aws", "quotaScale"?: x,
+                              "quotasEnabled"?: bool,
+                              "s3AtomicConditionalWrites"?: bool, "s3ConflictOnContention"?: bool,
+                              "s3WriteDelayMs"?: ms,
+                              "sfnPayloadLimitBytes"?: n|null, "sfnHistoryLimit"?: n|null,
+                              "lambdaPayloadLimitBytes"?: n|null}   (null: back to AWS's value)
+  GET    /_emulator/config   every setting above, with its current value
+  GET    /_emulator/throttled {"logs.DeleteLogStream": 3, ...} calls refused by a quota; DELETE resets
+  GET    /_emulator/events?logGroupName=G[&logStreamName=S][&includeExpired=true]
+                             every stored event, original text, ingestionTime; no quota, mask or lag
   POST   /_emulator/faults   {"service": "logs"|"s3"|"states"|"lambda", "operation": name|"*"
                               (lambda: the function name), "kind": "throttle"|"unavailable"|"drop"|
                               "crash"|"export-failed"|"export-cancelled", "nth"?, "rate"?, "seed"?,
@@ -272,6 +288,8 @@ class State:
         self.next_id = 1
         self.calls: dict[str, int] = {}
         self.lambda_endpoint = lambda_endpoint
+        self.quotas: Any = None  # quotas.Quotas, set after moto import
+        self.s3_writes: Any = None  # strict_s3.S3Writes
 
     def add_rule(self, spec: dict[str, Any]) -> int:
         with self.lock:
@@ -429,6 +447,7 @@ class Middleware:
         self.state = state
         self.moto_app: Callable[..., Iterable[bytes]] | None = None
         self.strict: Any = None  # strict_logs module, set after moto import
+        self.emulator_config: Any = None  # emulator_config module, set after moto import
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -437,6 +456,9 @@ class Middleware:
         service, operation = classify(environ)
         key = "lambda.Invoke" if is_lambda_invoke(environ) is not None else f"{service}.{operation}"
         self.state.count(key)
+        if self.state.quotas is not None and not self.state.quotas.admit(service, operation):
+            read_body(environ)
+            return fault_response(environ, start_response, service, "throttle")
         rule = self.state.match(service, operation)
         if self.strict is not None:
             self.strict.REQUEST_CTX.export_outcome = None
@@ -444,6 +466,8 @@ class Middleware:
             return self.lambda_invoke(environ, start_response, operation, rule)
         assert self.moto_app is not None
         if rule is None:
+            if service == "s3" and self.state.s3_writes is not None:
+                return self.s3_write(environ, start_response, operation)
             return self.moto_app(environ, start_response)
         LOG.info("injecting %s (%s) into %s.%s", rule.kind, rule.phase, service, operation)
         if rule.kind in ("export-failed", "export-cancelled"):
@@ -460,6 +484,23 @@ class Middleware:
             drop_connection(environ)
             raise ConnectionAbortedError("emulator fault: connection dropped")
         return fault_response(environ, start_response, service, rule.kind)
+
+    # -- S3 ------------------------------------------------------------------
+
+    def s3_write(self, environ: dict[str, Any], start_response: StartResponse, operation: str) -> Iterable[bytes]:
+        assert self.moto_app is not None
+        app = self.moto_app
+        result = self.state.s3_writes.run(environ, operation, lambda: list(app(environ, start_response)))
+        if isinstance(result, str) and result == "conflict":
+            read_body(environ)
+            return s3_error(
+                environ,
+                start_response,
+                409,
+                "ConditionalRequestConflict",
+                "A conflicting conditional operation is currently in progress against this resource. Please try again.",
+            )
+        return result
 
     # -- Lambda --------------------------------------------------------------
 
@@ -485,6 +526,19 @@ class Middleware:
                 drop_connection(environ)
                 raise ConnectionAbortedError("emulator fault: connection dropped")
             return fault_response(environ, start_response, "lambda", rule.kind)
+        limit = int(self.emulator_config.get("lambda_payload_limit_bytes")) if self.emulator_config else None
+        if limit is not None and len(body) > limit:
+            # AWS: 6 MB per synchronous request; the Lambda API refuses it (413).
+            return json_response(
+                start_response,
+                413,
+                {
+                    "Type": "User",
+                    "message": f"{len(body)} byte payload is too large for the RequestResponse invocation type "
+                    f"(limit {limit} bytes)",
+                },
+                extra=[("X-Amzn-ErrorType", "RequestTooLargeException")],
+            )
         try:
             status, headers, data = self.forward(environ, fn, body)
         except LambdaUnreachable as exc:
@@ -493,6 +547,18 @@ class Middleware:
                 502,
                 {"__type": "ServiceException", "message": str(exc)},
                 extra=[("X-Amzn-ErrorType", "ServiceException")],
+            )
+        if limit is not None and len(data) > limit and 200 <= status < 300:
+            # AWS: 6 MB per synchronous response; the invocation ends in a function error.
+            return json_response(
+                start_response,
+                200,
+                {
+                    "errorType": "Function.ResponseSizeTooLarge",
+                    "errorMessage": f"Response payload size ({len(data)} bytes) exceeded maximum allowed "
+                    f"payload size ({limit} bytes).",
+                },
+                extra=[("X-Amz-Function-Error", "Unhandled"), ("X-Amz-Executed-Version", "$LATEST")],
             )
         out = [("Content-Length", str(len(data))), ("X-Amz-Executed-Version", "$LATEST")]
         ctype = "application/json"
@@ -551,15 +617,41 @@ class Middleware:
         try:
             raw = read_body(environ)
             body = json.loads(raw) if raw.strip() else {}
+            if method == "GET" and environ.get("QUERY_STRING"):
+                query = urllib.parse.parse_qs(environ["QUERY_STRING"])
+                body = {k: v[-1] for k, v in query.items()}
             result = self.control_dispatch(method, path, body)
             if result is None:
                 return json_response(start_response, 404, {"error": f"no control route {method} {path}"})
             return json_response(start_response, 200, result)
-        except (ValueError, KeyError, TypeError) as exc:
+        except LookupError as exc:
+            if isinstance(exc, KeyError):
+                return json_response(start_response, 400, {"error": f"{type(exc).__name__}: {exc}"})
+            return json_response(start_response, 404, {"error": str(exc)})
+        except (ValueError, TypeError) as exc:
             return json_response(start_response, 400, {"error": f"{type(exc).__name__}: {exc}"})
         except Exception as exc:  # pragma: no cover - surfaced to the test
             LOG.exception("control API failure")
             return json_response(start_response, 500, {"error": f"{type(exc).__name__}: {exc}"})
+
+    def configure(self, body: dict[str, Any]) -> None:
+        if not isinstance(body, dict):
+            raise ValueError("the config body must be a JSON object")
+        known = set(self.emulator_config.describe()) | {"lambdaEndpoint", "quotas", "quotaScale", "quotasEnabled"}
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; known: {sorted(known)}")
+        self.emulator_config.apply(body)
+        self.state.quotas.configure(body)
+        if "lambdaEndpoint" in body:
+            self.state.lambda_endpoint = body["lambdaEndpoint"]
+
+    def describe_config(self) -> dict[str, Any]:
+        return {
+            **self.emulator_config.describe(),
+            **self.state.quotas.describe(),
+            "lambdaEndpoint": self.state.lambda_endpoint,
+        }
 
     def control_dispatch(self, method: str, path: str, body: dict[str, Any]) -> Any:
         strict = self.strict
@@ -579,11 +671,26 @@ class Middleware:
                 body.get("lastIngestionTime"),
             )
         if path == "/_emulator/config" and method == "POST":
-            if "exportDelaySeconds" in body:
-                strict.CONFIG["export_delay_seconds"] = float(body["exportDelaySeconds"])
-            if "lambdaEndpoint" in body:
-                st.lambda_endpoint = body["lambdaEndpoint"]
-            return {"exportDelaySeconds": strict.CONFIG["export_delay_seconds"], "lambdaEndpoint": st.lambda_endpoint}
+            self.configure(body)
+            return self.describe_config()
+        if path == "/_emulator/config" and method == "GET":
+            return self.describe_config()
+        if path == "/_emulator/throttled":
+            if method == "GET":
+                return st.quotas.throttled_counts()
+            if method == "DELETE":
+                st.quotas.reset_throttled()
+                return {}
+        if path == "/_emulator/events" and method == "GET":
+            include = str(body.get("includeExpired", "false")).lower() in ("true", "1", "yes")
+            try:
+                return strict.stored_events(
+                    account, region, body["logGroupName"], body.get("logStreamName"), include
+                )
+            except KeyError as exc:
+                if "logGroupName" not in body:
+                    raise
+                raise LookupError(str(exc)) from exc
         if path == "/_emulator/faults":
             if method == "POST":
                 return {"id": st.add_rule(body)}
@@ -652,6 +759,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--exit-on-stdin-eof", action="store_true")
     parser.add_argument("--pidfile", default=None)
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("CWL_EMULATOR_CONFIG"),
+        help="JSON body of POST /_emulator/config applied at start (default: $CWL_EMULATOR_CONFIG)",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -683,17 +795,30 @@ def main(argv: list[str] | None = None) -> None:
     default_user_config.setdefault("lambda", {})["use_docker"] = False
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import emulator_config
+    import quotas
     import sfn_patches
     import strict_logs
+    import strict_s3
 
     strict_logs.install()
     sfn_patches.install()
+    strict_s3.install()
     strict_logs.CONFIG["export_delay_seconds"] = args.export_delay_seconds
 
     state = State(args.lambda_endpoint)
+    state.quotas = quotas.Quotas()
+    state.s3_writes = strict_s3.S3Writes()
     middleware = Middleware(state)
     middleware.strict = strict_logs
+    middleware.emulator_config = emulator_config
     middleware.moto_app = DomainDispatcherApplication(create_backend_app)
+    if args.config:
+        try:
+            middleware.configure(json.loads(args.config))
+        except (ValueError, TypeError) as exc:
+            print(f"cwl_emulator: error: --config: {exc}", file=sys.stderr, flush=True)
+            sys.exit(2)
 
     if not args.verbose:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

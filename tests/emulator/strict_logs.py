@@ -31,6 +31,9 @@ from moto.logs.models import LogEvent, LogGroup, LogStream, LogsBackend, logs_ba
 from moto.moto_api._internal import mock_random
 from moto.s3.models import MissingBucket, s3_backends
 
+import data_protection
+import emulator_config
+
 LOCK = threading.RLock()
 
 MAX_BATCH_EVENTS = 10_000
@@ -46,8 +49,8 @@ PAGE_BYTES = 1_048_576
 TOKEN_TS_OFFSET = 10**15
 TOKEN_RE = re.compile(r"^([fb])/(\d{19})(\d{37})$")
 
-# Runtime configuration, changed through the control API.
-CONFIG = {"export_delay_seconds": 2.0}
+# Runtime configuration, changed through the control API (emulator_config.py).
+CONFIG = emulator_config.CONFIG
 
 # Per-request context set by the middleware (fault injection of export outcomes).
 REQUEST_CTX = threading.local()
@@ -173,12 +176,15 @@ def _stream_get_log_events(
             value=limit,
         )
     limit = min(limit, PAGE_EVENTS)
+    unmask = bool(getattr(REQUEST_CTX, "unmask", False))
     with LOCK:
+        now = now_ms()
+        purge_stream(self, now)
         events = self.events
-        lo = 0
+        lo = first_visible_index(self, now)
         hi = len(events)
         if start_time is not None:
-            lo = bisect.bisect_left(events, int(start_time), key=_event_ts)
+            lo = max(lo, bisect.bisect_left(events, int(start_time), key=_event_ts))
         if end_time is not None:
             hi = bisect.bisect_left(events, int(end_time), key=_event_ts)
         if hi < lo:
@@ -215,7 +221,11 @@ def _stream_get_log_events(
             page = events[s:e]
 
         result = [
-            {"timestamp": ev.timestamp, "message": ev.message, "ingestionTime": ev.ingestion_time}
+            {
+                "timestamp": ev.timestamp,
+                "message": display_message(self, ev, unmask),
+                "ingestionTime": ev.ingestion_time,
+            }
             for ev in page
         ]
         if page:
@@ -233,6 +243,268 @@ def _stream_get_log_events(
                 backward = next_token
         return result, backward, forward
 
+
+
+# --------------------------------------------------------------------------
+# Retention: events past the group's retention are invisible, then purged
+# --------------------------------------------------------------------------
+
+DAY_MS = 24 * 3600 * 1000
+VALID_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)
+
+
+def retention_cutoff(group: LogGroup, now: int) -> int | None:
+    """Events with a timestamp before this are past retention (invisible), or None."""
+    days = group.retention_in_days
+    if not days:
+        return None
+    return now - int(days) * DAY_MS
+
+
+def purge_cutoff(group: LogGroup, now: int) -> int | None:
+    """Events with a timestamp before this are deleted for good, or None.
+
+    AWS: events past retention are marked for deletion (no longer billed, not in
+    storedBytes) and deleted "typically within 72 hours"; until then a longer
+    retention set in time keeps them. `retentionExpiryDelaySeconds` (default 0)
+    is that window: 0 deletes them as soon as they pass retention."""
+    cutoff = retention_cutoff(group, now)
+    if cutoff is None:
+        return None
+    return cutoff - int(float(CONFIG["retention_expiry_delay_seconds"]) * 1000)
+
+
+def purge_stream(stream: LogStream, now: int, group: LogGroup | None = None) -> None:
+    group = group or stream.log_group
+    cutoff = purge_cutoff(group, now)
+    if cutoff is None:
+        return
+    with LOCK:
+        events = stream.events
+        hi = bisect.bisect_left(events, cutoff, key=_event_ts)
+        if hi:
+            stream.stored_bytes -= sum(len(e.message.encode("utf-8")) for e in events[:hi])
+            del events[:hi]
+            _stream_update(stream)
+
+
+def purge_group(group: LogGroup, now: int) -> None:
+    with LOCK:
+        for stream in list(group.streams.values()):
+            purge_stream(stream, now, group)
+
+
+def first_visible_index(stream: LogStream, now: int) -> int:
+    cutoff = retention_cutoff(stream.log_group, now)
+    if cutoff is None:
+        return 0
+    return bisect.bisect_left(stream.events, cutoff, key=_event_ts)
+
+
+def visible_events(stream: LogStream, now: int) -> list[LogEvent]:
+    with LOCK:
+        purge_stream(stream, now)
+        return stream.events[first_visible_index(stream, now) :]
+
+
+def _backend_put_retention_policy(self: LogsBackend, log_group_name: str, retention_in_days: Any) -> None:
+    """PutRetentionPolicy accepts only AWS's listed values."""
+    try:
+        days = int(retention_in_days)
+    except (TypeError, ValueError):
+        days = None
+    if days not in VALID_RETENTION_DAYS or isinstance(retention_in_days, bool):
+        raise InvalidParameterException(
+            constraint="Member must satisfy enum value set: [" + ", ".join(map(str, VALID_RETENTION_DAYS)) + "]",
+            parameter="retentionInDays",
+            value=retention_in_days,
+        )
+    with LOCK:
+        if log_group_name not in self.groups:
+            raise ResourceNotFoundException("The specified log group does not exist.")
+        group = self.groups[log_group_name]
+        purge_group(group, now_ms())  # what the old retention already deleted stays deleted
+        group.set_retention_policy(days)
+
+
+def _backend_delete_retention_policy(self: LogsBackend, log_group_name: str) -> None:
+    with LOCK:
+        if log_group_name not in self.groups:
+            raise ResourceNotFoundException("The specified log group does not exist.")
+        group = self.groups[log_group_name]
+        purge_group(group, now_ms())
+        group.set_retention_policy(None)
+
+
+# --------------------------------------------------------------------------
+# Masking (data_protection.py) at every read
+# --------------------------------------------------------------------------
+
+
+def display_message(stream: LogStream, event: LogEvent, unmask: bool) -> str:
+    if unmask:
+        return event.message
+    group = stream.log_group
+    text = data_protection.masked(group.account_id, group.region, group.name, event.ingestion_time, event.message)
+    return event.message if text is None else text
+
+
+# --------------------------------------------------------------------------
+# DescribeLogStreams / DescribeLogGroups metadata
+# --------------------------------------------------------------------------
+
+
+def metadata_cutoff(now: int) -> int | None:
+    """Ingestion time up to which DescribeLogStreams metadata reflects events, or None (no lag).
+
+    AWS: lastEventTimestamp/lastIngestionTime "updates on an eventual consistency
+    basis ... typically within an hour"; `metadataLagSeconds` makes them stale by
+    that much, `metadataFrozenAtMs` freezes them at an instant."""
+    cutoff = None
+    frozen = CONFIG.get("metadata_frozen_at_ms")
+    lag = CONFIG.get("metadata_lag_seconds")
+    if frozen is not None:
+        cutoff = int(frozen)
+    if lag is not None:
+        stale = now - int(float(lag) * 1000)
+        cutoff = stale if cutoff is None else min(cutoff, stale)
+    return cutoff
+
+
+def _stream_describe(self: LogStream) -> dict[str, Any]:
+    """storedBytes of a stream is always 0 (AWS, since June 2019); the event
+    metadata honours retention and the configured lag."""
+    now = now_ms()
+    res: dict[str, Any] = {
+        "arn": self.arn,
+        "creationTime": int((self.creation_time - datetime(1970, 1, 1)).total_seconds() * 1000),
+        "logStreamName": self.log_stream_name,
+        "storedBytes": 0,
+    }
+    with LOCK:
+        purge_stream(self, now)
+        events = self.events
+        lo = first_visible_index(self, now)
+        cutoff = metadata_cutoff(now)
+        if cutoff is None:
+            if lo >= len(events):
+                return res
+            first, last = events[lo].timestamp, events[-1].timestamp
+            if self.last_ingestion_time is not None:
+                last_ingestion = int((self.last_ingestion_time - datetime(1970, 1, 1)).total_seconds() * 1000)
+            else:
+                last_ingestion = max(e.ingestion_time for e in events[lo:])
+        else:
+            seen = [e for e in events[lo:] if e.ingestion_time <= cutoff]
+            if not seen:
+                return res
+            first = min(e.timestamp for e in seen)
+            last = max(e.timestamp for e in seen)
+            last_ingestion = max(e.ingestion_time for e in seen)
+    res.update(
+        {
+            "firstEventTimestamp": first,
+            "lastEventTimestamp": last,
+            "lastIngestionTime": last_ingestion,
+            "uploadSequenceToken": str(self.upload_sequence_token),
+        }
+    )
+    return res
+
+
+_original_group_describe = LogGroup.to_describe_dict
+
+
+def _group_describe(self: LogGroup) -> dict[str, Any]:
+    """The group's storedBytes is real: the bytes of its events within retention.
+    dataProtectionStatus is ACTIVATED with a group policy; an account-level data
+    protection policy shows as inheritedProperties ACCOUNT_DATA_PROTECTION."""
+    now = now_ms()
+    with LOCK:
+        out = _original_group_describe(self)
+        stored = 0
+        for stream in self.streams.values():
+            purge_stream(stream, now, self)
+            stored += stream.stored_bytes
+            hidden = first_visible_index(stream, now)  # past retention, not yet deleted
+            if hidden:
+                stored -= sum(len(e.message.encode("utf-8")) for e in stream.events[:hidden])
+        out["storedBytes"] = stored
+    if data_protection.get_group_policy(self.account_id, self.region, self.name) is not None:
+        out["dataProtectionStatus"] = "ACTIVATED"
+    if data_protection.account_dp_active(self.account_id, self.region):
+        out["inheritedProperties"] = ["ACCOUNT_DATA_PROTECTION"]
+    return out
+
+
+def _stream_filter_log_events(
+    self: LogStream, start_time: int, end_time: int, filter_pattern: str
+) -> list[dict[str, Any]]:
+    """FilterLogEvents over the visible events, masked unless `unmask`."""
+    from moto.logs.utils import EventMessageFilter
+
+    unmask = bool(getattr(REQUEST_CTX, "unmask", False))
+    matcher = EventMessageFilter(filter_pattern)
+    out = []
+    for event in visible_events(self, now_ms()):
+        if start_time and event.timestamp < start_time:
+            continue
+        if end_time and event.timestamp > end_time:
+            continue
+        if not matcher.matches(event.message):
+            continue
+        item = event.to_filter_dict()
+        item["message"] = display_message(self, event, unmask)
+        item["logStreamName"] = self.log_stream_name
+        out.append(item)
+    return out
+
+
+# --------------------------------------------------------------------------
+# Independent reader (control API): every stored event, original text
+# --------------------------------------------------------------------------
+
+
+def stored_events(
+    account_id: str, region: str, group_name: str, stream_name: str | None, include_expired: bool
+) -> dict[str, Any]:
+    """Every event of every stream (or one stream) with its ORIGINAL text and
+    ingestion time: no quota, no masking, no metadata lag. Events past
+    retention are left out unless `include_expired` (then marked expired)."""
+    backend: LogsBackend = logs_backends[account_id][region]
+    now = now_ms()
+    with LOCK:
+        group = backend.groups.get(group_name)
+        if group is None:
+            raise KeyError(f"no log group {group_name}")
+        purge_group(group, now)
+        cutoff = retention_cutoff(group, now)
+        streams: dict[str, list[dict[str, Any]]] = {}
+        for name, stream in sorted(group.streams.items()):
+            if stream_name is not None and name != stream_name:
+                continue
+            items = []
+            for ev in stream.events:
+                expired = cutoff is not None and ev.timestamp < cutoff
+                if expired and not include_expired:
+                    continue
+                item: dict[str, Any] = {
+                    "timestamp": ev.timestamp,
+                    "message": ev.message,
+                    "ingestionTime": ev.ingestion_time,
+                }
+                masked = data_protection.masked(account_id, region, group_name, ev.ingestion_time, ev.message)
+                if masked is not None:
+                    item["maskedMessage"] = masked
+                if expired:
+                    item["expired"] = True
+                items.append(item)
+            streams[name] = items
+        if stream_name is not None and stream_name not in streams:
+            raise KeyError(f"no log stream {stream_name} in {group_name}")
+        return {"logGroupName": group_name, "streams": streams}
 
 # --------------------------------------------------------------------------
 # PutLogEvents
@@ -461,14 +733,18 @@ class StrictExportTask:
         group = backend.groups.get(self.log_group_name)
         if group is None:
             raise ResourceNotFoundException("The specified log group does not exist.")
+        now = now_ms()
         for stream_name, stream in list(group.streams.items()):
-            events = stream.events
+            # Events past retention are gone; masked events are exported masked
+            # (AWS masks "at all egress points"; the strict reading counts exports).
+            events = visible_events(stream, now)
             lo = bisect.bisect_left(events, self.from_time, key=_event_ts)
             hi = bisect.bisect_right(events, self.to, key=_event_ts)
             if hi <= lo:
                 continue
             body = "".join(
-                format_export_line(ev.timestamp, ev.message) + "\n" for ev in events[lo:hi]
+                format_export_line(ev.timestamp, display_message(stream, ev, False)) + "\n"
+                for ev in events[lo:hi]
             )
             key = self._key(f"{self.task_id}/{stream_name}/000000.gz")
             s3.put_object(
@@ -624,6 +900,122 @@ def _response_describe_export_tasks(self: Any) -> str:
     return json.dumps(out)
 
 
+
+# --------------------------------------------------------------------------
+# Data protection API (moto 5.2.5 has none) and `unmask` on reads
+# --------------------------------------------------------------------------
+
+
+def _group_name_of(identifier: str | None) -> str:
+    """A log group name from a logGroupIdentifier (a name or an ARN)."""
+    if not identifier:
+        raise InvalidParameterException("logGroupIdentifier is required.")
+    if identifier.startswith("arn:"):
+        rest = identifier.split(":log-group:", 1)
+        if len(rest) != 2:
+            raise InvalidParameterException(f"Invalid log group ARN {identifier}.")
+        name = rest[1]
+        return name[:-2] if name.endswith(":*") else name
+    return identifier
+
+
+def _existing_group(response: Any, identifier: str | None) -> LogGroup:
+    name = _group_name_of(identifier)
+    backend: LogsBackend = response.logs_backend
+    group = backend.groups.get(name)
+    if group is None:
+        raise ResourceNotFoundException("The specified log group does not exist.")
+    return group
+
+
+def _response_put_data_protection_policy(self: Any) -> str:
+    import json
+
+    identifier = self._get_param("logGroupIdentifier")
+    document = self._get_param("policyDocument")
+    group = _existing_group(self, identifier)
+    at = data_protection.put_group_policy(group.account_id, group.region, group.name, document)
+    return json.dumps({"logGroupIdentifier": identifier, "policyDocument": document, "lastUpdatedTime": at})
+
+
+def _response_get_data_protection_policy(self: Any) -> str:
+    """A group without a policy answers 200 with no policyDocument (the strict
+    reading: callers must check the field, not only catch an error)."""
+    import json
+
+    identifier = self._get_param("logGroupIdentifier")
+    group = _existing_group(self, identifier)
+    version = data_protection.get_group_policy(group.account_id, group.region, group.name)
+    out: dict[str, Any] = {"logGroupIdentifier": identifier}
+    if version is not None:
+        out["policyDocument"] = version.document
+        out["lastUpdatedTime"] = version.start_ms
+    return json.dumps(out)
+
+
+def _response_delete_data_protection_policy(self: Any) -> str:
+    identifier = self._get_param("logGroupIdentifier")
+    group = _existing_group(self, identifier)
+    data_protection.delete_group_policy(group.account_id, group.region, group.name)
+    return ""
+
+
+def _response_put_account_policy(self: Any) -> str:
+    import json
+
+    policy = data_protection.put_account_policy(
+        self.current_account,
+        self.region,
+        self._get_param("policyName"),
+        self._get_param("policyType"),
+        self._get_param("policyDocument"),
+        self._get_param("scope"),
+        self._get_param("selectionCriteria"),
+    )
+    return json.dumps({"accountPolicy": data_protection.account_policy_json(self.current_account, policy)})
+
+
+def _response_describe_account_policies(self: Any) -> str:
+    import json
+
+    policy_type = self._get_param("policyType")
+    if not policy_type:
+        raise InvalidParameterException("policyType is required.")
+    policies = data_protection.describe_account_policies(
+        self.current_account, self.region, policy_type, self._get_param("policyName")
+    )
+    return json.dumps(
+        {"accountPolicies": [data_protection.account_policy_json(self.current_account, p) for p in policies]}
+    )
+
+
+def _response_delete_account_policy(self: Any) -> str:
+    data_protection.delete_account_policy(
+        self.current_account, self.region, self._get_param("policyName"), self._get_param("policyType")
+    )
+    return ""
+
+
+def _with_unmask(original: Any) -> Any:
+    def handler(self: Any) -> Any:
+        REQUEST_CTX.unmask = bool(self._get_param("unmask", False))
+        try:
+            return original(self)
+        finally:
+            REQUEST_CTX.unmask = False
+
+    handler.__name__ = original.__name__
+    return handler
+
+
+_original_delete_log_group = LogsBackend.delete_log_group
+
+
+def _backend_delete_log_group(self: LogsBackend, log_group_name: str) -> None:
+    _original_delete_log_group(self, log_group_name)
+    data_protection.delete_group_policy(self.account_id, self.region_name, log_group_name, missing_ok=True)
+
+
 def settle_all() -> None:
     with LOCK:
         for account in list(logs_backends.keys()):
@@ -640,4 +1032,21 @@ def install() -> None:
     LogsBackend.create_export_task = _backend_create_export_task  # type: ignore[method-assign]
     LogsBackend.cancel_export_task = _backend_cancel_export_task  # type: ignore[method-assign]
     logs_responses.LogsResponse.describe_export_tasks = _response_describe_export_tasks  # type: ignore[method-assign]
+    # Retention, stream metadata, storedBytes.
+    LogsBackend.put_retention_policy = _backend_put_retention_policy  # type: ignore[method-assign]
+    LogsBackend.delete_retention_policy = _backend_delete_retention_policy  # type: ignore[method-assign]
+    LogsBackend.delete_log_group = _backend_delete_log_group  # type: ignore[method-assign]
+    LogStream.to_describe_dict = _stream_describe  # type: ignore[method-assign]
+    LogStream.filter_log_events = _stream_filter_log_events  # type: ignore[method-assign]
+    LogGroup.to_describe_dict = _group_describe  # type: ignore[method-assign]
+    # Data protection.
+    resp = logs_responses.LogsResponse
+    resp.put_data_protection_policy = _response_put_data_protection_policy  # type: ignore[attr-defined]
+    resp.get_data_protection_policy = _response_get_data_protection_policy  # type: ignore[attr-defined]
+    resp.delete_data_protection_policy = _response_delete_data_protection_policy  # type: ignore[attr-defined]
+    resp.put_account_policy = _response_put_account_policy  # type: ignore[attr-defined]
+    resp.describe_account_policies = _response_describe_account_policies  # type: ignore[attr-defined]
+    resp.delete_account_policy = _response_delete_account_policy  # type: ignore[attr-defined]
+    resp.get_log_events = _with_unmask(resp.get_log_events)  # type: ignore[method-assign]
+    resp.filter_log_events = _with_unmask(resp.filter_log_events)  # type: ignore[method-assign]
     _ = logs_models  # keep the module import explicit for readers

@@ -1,7 +1,11 @@
 //! Harness for the strict local emulator (`tests/emulator/cwl_emulator.py`):
 //! starts it on a free port, builds AWS SDK clients pointed at it, and drives
 //! its control API (`/_emulator/...`: seeding, fault injection, call counts,
-//! export settings).
+//! export settings, the strict rules' switches and the independent reader).
+//! The rules, their AWS sources and their tests are listed in
+//! `tests/emulator/RULES.md`; all are on by default at AWS's values (TPS
+//! quotas included). `CWL_EMULATOR_CONFIG` (the JSON of `POST /_emulator/config`)
+//! is passed on to every emulator a test starts.
 //!
 //! The child process is started with `--exit-on-stdin-eof` and its stdin pipe
 //! is held open by [`Emulator`]: dropping the emulator (also while a test
@@ -212,6 +216,22 @@ pub struct FaultStatus {
     pub matched: u64,
     /// Calls that were failed.
     pub injected: u64,
+}
+
+/// One stored event as the independent reader (`GET /_emulator/events`) returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredEvent {
+    pub timestamp: i64,
+    /// The original text, never masked.
+    pub message: String,
+    pub ingestion_time: i64,
+    /// What reads without `unmask` show, when a data protection policy masks the event.
+    #[serde(default)]
+    pub masked_message: Option<String>,
+    /// Past the group's retention but not yet deleted (only with `include_expired`).
+    #[serde(default)]
+    pub expired: bool,
 }
 
 /// A running emulator process.
@@ -432,6 +452,141 @@ impl Emulator {
             });
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn control_query(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, HarnessError> {
+        let base = format!("{}/_emulator/{}", self.endpoint, path);
+        let url = reqwest::Url::parse_with_params(&base, query).map_err(|e| HarnessError::Control {
+            status: 0,
+            body: format!("bad control URL {base}: {e}"),
+        })?;
+        let resp = self.http.get(url).send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            return Err(HarnessError::Control {
+                status: status.as_u16(),
+                body: text,
+            });
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// `POST /_emulator/config` with any of its keys (see `tests/emulator/RULES.md`);
+    /// returns every setting after the change.
+    pub async fn configure(&self, body: Value) -> Result<Value, HarnessError> {
+        self.control(reqwest::Method::POST, "config", Some(body)).await
+    }
+
+    /// `GET /_emulator/config`: every setting with its current value.
+    pub async fn config(&self) -> Result<Value, HarnessError> {
+        self.control(reqwest::Method::GET, "config", None).await
+    }
+
+    /// Turns the CloudWatch Logs TPS quotas on or off (on by default, at AWS's values).
+    pub async fn set_quotas_enabled(&self, enabled: bool) -> Result<(), HarnessError> {
+        self.configure(json!({"quotasEnabled": enabled})).await.map(|_| ())
+    }
+
+    /// Sets the TPS quota of one CloudWatch Logs operation (`None` removes it).
+    pub async fn set_quota(&self, operation: &str, tps: Option<f64>) -> Result<(), HarnessError> {
+        self.configure(json!({"quotas": {operation: tps}})).await.map(|_| ())
+    }
+
+    /// Multiplies every quota (a benchmark's scale; 1.0 is AWS's).
+    pub async fn set_quota_scale(&self, scale: f64) -> Result<(), HarnessError> {
+        self.configure(json!({"quotaScale": scale})).await.map(|_| ())
+    }
+
+    /// Calls refused by a quota, per `service.Operation`, since start or the last reset.
+    pub async fn throttled(&self) -> Result<BTreeMap<String, u64>, HarnessError> {
+        let v = self.control(reqwest::Method::GET, "throttled", None).await?;
+        serde_json::from_value(v).map_err(|e| HarnessError::Control {
+            status: 200,
+            body: format!("unexpected throttled listing: {e}"),
+        })
+    }
+
+    pub async fn reset_throttled(&self) -> Result<(), HarnessError> {
+        self.control(reqwest::Method::DELETE, "throttled", None)
+            .await
+            .map(|_| ())
+    }
+
+    /// DescribeLogStreams' firstEventTimestamp/lastEventTimestamp/lastIngestionTime
+    /// reflect only events ingested at least `lag` ago (`None`: no lag).
+    pub async fn set_metadata_lag(&self, lag: Option<Duration>) -> Result<(), HarnessError> {
+        self.configure(json!({"metadataLagSeconds": lag.map(|d| d.as_secs_f64())}))
+            .await
+            .map(|_| ())
+    }
+
+    /// DescribeLogStreams' event metadata reflects only events ingested at or
+    /// before `at_ms` (`None`: not frozen).
+    pub async fn freeze_metadata_at(&self, at_ms: Option<i64>) -> Result<(), HarnessError> {
+        self.configure(json!({"metadataFrozenAtMs": at_ms})).await.map(|_| ())
+    }
+
+    /// How long events past retention stay stored (invisible) before they are
+    /// deleted for good; 0 (the default) deletes them at once.
+    pub async fn set_retention_expiry_delay(&self, secs: f64) -> Result<(), HarnessError> {
+        self.configure(json!({"retentionExpiryDelaySeconds": secs}))
+            .await
+            .map(|_| ())
+    }
+
+    /// Step Functions limits for a test (`None`: AWS's 262,144 bytes / 25,000 events).
+    pub async fn set_sfn_limits(
+        &self,
+        payload_bytes: Option<u64>,
+        history_events: Option<u64>,
+    ) -> Result<(), HarnessError> {
+        self.configure(json!({"sfnPayloadLimitBytes": payload_bytes, "sfnHistoryLimit": history_events}))
+            .await
+            .map(|_| ())
+    }
+
+    /// The independent reader: every stored event of every stream of `group`,
+    /// oldest first, with its original text and ingestion time; no quota,
+    /// masking or metadata lag. Events past retention are left out.
+    pub async fn stored_events(&self, group: &str) -> Result<BTreeMap<String, Vec<StoredEvent>>, HarnessError> {
+        self.stored_events_inner(group, None, false).await
+    }
+
+    /// [`Emulator::stored_events`] of one stream.
+    pub async fn stored_stream_events(&self, group: &str, stream: &str) -> Result<Vec<StoredEvent>, HarnessError> {
+        let mut all = self.stored_events_inner(group, Some(stream), false).await?;
+        Ok(all.remove(stream).unwrap_or_default())
+    }
+
+    /// [`Emulator::stored_events`], with the events past retention that are not
+    /// yet deleted (marked `expired`).
+    pub async fn stored_events_with_expired(
+        &self,
+        group: &str,
+    ) -> Result<BTreeMap<String, Vec<StoredEvent>>, HarnessError> {
+        self.stored_events_inner(group, None, true).await
+    }
+
+    async fn stored_events_inner(
+        &self,
+        group: &str,
+        stream: Option<&str>,
+        include_expired: bool,
+    ) -> Result<BTreeMap<String, Vec<StoredEvent>>, HarnessError> {
+        let mut query = vec![("logGroupName", group)];
+        if let Some(stream) = stream {
+            query.push(("logStreamName", stream));
+        }
+        if include_expired {
+            query.push(("includeExpired", "true"));
+        }
+        let v = self.control_query("events", &query).await?;
+        let streams = v.get("streams").cloned().unwrap_or(Value::Object(Default::default()));
+        serde_json::from_value(streams).map_err(|e| HarnessError::Control {
+            status: 200,
+            body: format!("unexpected events listing: {e}"),
+        })
     }
 
     /// `GET /_emulator/health`
