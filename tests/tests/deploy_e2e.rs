@@ -244,6 +244,35 @@ async fn parent_fails_when_a_group_fails_and_goes_on_with_the_others() {
         "{children:?}"
     );
     assert!(stream_events(&stack, "/jobs/a", "expired").await.is_some());
+
+    // docs/deploy.md: the groups a parent run failed on are the outputs of
+    // its GroupFailed states, in its history.
+    let execution = format!("{}:failing", parent.replace(":stateMachine:", ":execution:"));
+    let history = stack
+        .emulator
+        .sfn()
+        .get_execution_history()
+        .execution_arn(&execution)
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap();
+    let mut failed: Vec<String> = history
+        .events()
+        .iter()
+        .filter_map(|e| e.state_exited_event_details())
+        .filter(|d| d.name() == "GroupFailed")
+        .map(|d| {
+            let output: serde_json::Value = serde_json::from_str(d.output().unwrap()).unwrap();
+            assert!(
+                output["cause"].as_str().is_some_and(|c| c.contains("no-such-bucket")),
+                "{output}"
+            );
+            output["logGroupName"].as_str().unwrap().to_string()
+        })
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["/jobs/a", "/jobs/b"]);
 }
 
 /// The template resolved for an IAM check: the created bucket under SSE-KMS
