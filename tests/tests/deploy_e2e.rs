@@ -1066,7 +1066,15 @@ fn make_deploy_always_passes_the_built_architecture_and_installs_only_sam() {
         "version = 0.1\n[default.deploy.parameters]\nparameter_overrides = [\n  \"Architecture=arm64\",\n  \"LogGroupNamePattern=/aws/lambda/*\",\n  \"ScheduleExpression=cron(0 3 ? * SUN *)\",\n]\n",
     )
     .unwrap();
-    let out = std::process::Command::new("python3")
+    // make deploy runs it with the SAM CLI's Python (tomlkit), which may not
+    // be installed yet when the tests run alone; Python 3.11+ has tomllib.
+    let sam_python = root.join(".venv-sam/bin/python");
+    let python = if sam_python.exists() {
+        sam_python
+    } else {
+        "python3".into()
+    };
+    let out = std::process::Command::new(python)
         .arg(root.join("infra/deploy_overrides.py"))
         .arg(&config)
         .arg("x86_64")
