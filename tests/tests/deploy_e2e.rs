@@ -54,7 +54,7 @@ fn every_definition_gets_exactly_the_substitutions_it_uses() {
 #[test]
 fn the_schedule_input_is_what_the_parent_and_each_group_accept() {
     let template = Template::load().unwrap();
-    let ctx = local_context(&template);
+    let ctx = local_context(&template).parameter("LogGroupNamePrefix", "/aws/lambda/orders-");
     let text = template
         .resolve(&template.properties("Schedule").unwrap()["Target"]["Input"], &ctx)
         .unwrap()
@@ -762,6 +762,10 @@ fn the_functions_never_touch_the_stacks_own_log_groups() {
     // No default pattern, and none starting with a wildcard.
     let pattern = template.parameter("LogGroupNamePattern").unwrap();
     assert!(pattern.get("Default").is_none(), "{pattern}");
+    // Nor a default selection for the schedule: /aws/lambda/ would select
+    // the stack's own function groups, and every scheduled run would fail.
+    let prefix = template.parameter("LogGroupNamePrefix").unwrap();
+    assert!(prefix.get("Default").is_none(), "{prefix}");
     let allowed_pattern = pattern["AllowedPattern"].as_str().unwrap();
     let first_class = &allowed_pattern[..=allowed_pattern.find(']').unwrap()];
     assert!(
