@@ -16,12 +16,16 @@ SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# parliament, the offline IAM policy linter (infra/policy_lint.py).
+PARLIAMENT_VENV := .venv-parliament
+PARLIAMENT_STAMP := $(PARLIAMENT_VENV)/.installed
 # cargo-lambda and the zig it links with, for make build.
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 TEMPLATE := infra/template.yaml
 # Lambda architecture: arm64 (Graviton) unless ARCH=x86_64; the template's
-# Architecture parameter must match (make deploy passes it).
+# Architecture parameter must match: make deploy always passes ARCH, on the
+# guided first deploy and on every later one.
 ARCH ?= arm64
 LAMBDAS := start-export check-export scan-stream rebuild-stream
 STACK_DIR := .stack
@@ -58,12 +62,13 @@ $$($(1)_STAMP): $(2)
 endef
 $(eval $(call lint_venv,SAM,infra/requirements-sam.txt))
 $(eval $(call lint_venv,CHECKOV,infra/requirements-checkov.txt))
+$(eval $(call lint_venv,PARLIAMENT,infra/requirements-parliament.txt))
 $(eval $(call lint_venv,TOOLS,infra/requirements-build.txt))
 
 .PHONY: lint-tools
-lint-tools: ## install cfn-lint, the SAM CLI and checkov (pinned, in their own virtualenvs)
-	@# Both at once: most of a cold install is waiting on downloads.
-	@$(MAKE) --no-print-directory -j2 $(SAM_STAMP) $(CHECKOV_STAMP)
+lint-tools: ## install cfn-lint, the SAM CLI, checkov and parliament (pinned, in their own virtualenvs)
+	@# All at once: most of a cold install is waiting on downloads.
+	@$(MAKE) --no-print-directory -j3 $(SAM_STAMP) $(CHECKOV_STAMP) $(PARLIAMENT_STAMP)
 
 .PHONY: build
 build: $(TOOLS_STAMP) ## the four Lambdas for provided.al2023 (ARCH=arm64 or x86_64), zipped under target/lambda/
@@ -76,18 +81,23 @@ build: $(TOOLS_STAMP) ## the four Lambdas for provided.al2023 (ARCH=arm64 or x86
 	@ls -l $(foreach f,$(LAMBDAS),target/lambda/$(f)/bootstrap.zip)
 
 .PHONY: deploy
-deploy: build lint-tools ## build, then sam deploy to your AWS account (guided the first time; see docs/deploy.md)
+deploy: build $(SAM_STAMP) ## build, then sam deploy to your AWS account (guided the first time; see docs/deploy.md)
 	@# sam deploy packages the zips of make build itself; the answers of the
 	@# guided run are kept in infra/samconfig.toml for the next deploys.
+	@# Architecture is always the ARCH the zips were built for: a command-line
+	@# --parameter-overrides replaces the saved list whole, so the saved
+	@# overrides are passed again with Architecture set to ARCH.
 	cd infra && if [ -f samconfig.toml ]; then \
-		SAM_CLI_TELEMETRY=0 ../$(SAM_VENV)/bin/sam deploy --template-file template.yaml; \
+		overrides="$$(../$(SAM_VENV)/bin/python ../infra/deploy_overrides.py samconfig.toml $(ARCH))"; \
+		eval "set -- $$overrides"; \
+		SAM_CLI_TELEMETRY=0 ../$(SAM_VENV)/bin/sam deploy --template-file template.yaml --parameter-overrides "$$@"; \
 	else \
 		SAM_CLI_TELEMETRY=0 ../$(SAM_VENV)/bin/sam deploy --guided --template-file template.yaml \
 			--capabilities CAPABILITY_IAM --parameter-overrides Architecture=$(ARCH); \
 	fi
 
 .PHONY: lint
-lint: $(NODE_STAMP) lint-tools doc ## rustfmt, clippy, asl-validator, library docs without warnings, cfn-lint, sam validate and checkov
+lint: $(NODE_STAMP) lint-tools doc ## rustfmt, clippy, asl-validator, library docs without warnings, cfn-lint, sam validate, checkov and the IAM policy lint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	node_modules/.bin/asl-validator $(addprefix --json-path ,$(wildcard statemachine/*.asl.json))
@@ -97,6 +107,12 @@ lint: $(NODE_STAMP) lint-tools doc ## rustfmt, clippy, asl-validator, library do
 		SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template $(TEMPLATE)
 	@# Offline: no policy download, no platform look-up.
 	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation --file $(TEMPLATE)
+	@# Offline: parliament's IAM database ships with the package.
+	$(PARLIAMENT_VENV)/bin/python infra/policy_lint.py $(TEMPLATE) docs/operator-policy.json
+
+.PHONY: lint-iam
+lint-iam: $(PARLIAMENT_STAMP) ## the IAM policy lint alone: parliament over every policy of the template and the operator policy
+	$(PARLIAMENT_VENV)/bin/python infra/policy_lint.py $(TEMPLATE) docs/operator-policy.json
 
 .PHONY: test
 test: $(VENV_STAMP) lint ## lint, then every test including the end-to-end scenarios
@@ -140,4 +156,4 @@ stack-down: ## stop the local stack started by stack-up
 .PHONY: clean
 clean: ## remove build output, the virtualenv and npm tools
 	$(CARGO) clean
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(TOOLS_VENV) node_modules $(STACK_DIR)
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(PARLIAMENT_VENV) $(TOOLS_VENV) node_modules $(STACK_DIR)

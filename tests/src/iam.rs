@@ -44,6 +44,71 @@ pub enum Target {
 /// The key ARN standing for the archive bucket's customer managed key.
 pub const KEY_ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/archive";
 
+/// The key ARN standing for the customer managed key a source log group is
+/// encrypted with (any key of the account; the group's own choice).
+pub const SOURCE_KEY_ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/source-group";
+
+/// Grants the end-to-end runs cannot reach yet because the product code
+/// making the call lands in this phase, in parallel (docs: spec PHASE2, "AWS
+/// calls the product code will make"): (function, action, the code that
+/// will use it). The unused-grant check accepts them.
+///
+/// THE LEAD REMOVES THIS LIST AT MERGE, once the calls are recorded by the
+/// interposer and mapped in [`required`]: any entry still unused then is a
+/// decorative grant.
+pub const USED_BY_CODE_LANDING_IN_THIS_PHASE: &[(&str, &str, &str)] = &[
+    (
+        "start-export",
+        "logs:PutRetentionPolicy",
+        "retention mode hand-off and guard (issue 15)",
+    ),
+    (
+        "start-export",
+        "logs:DeleteRetentionPolicy",
+        "retention guard, putting back 'never expire' (issue 15)",
+    ),
+    (
+        "check-export",
+        "logs:PutRetentionPolicy",
+        "retention guard after the export, on the failure path too (issue 15)",
+    ),
+    (
+        "check-export",
+        "logs:DeleteRetentionPolicy",
+        "retention guard (issue 15)",
+    ),
+    (
+        "check-export",
+        "logs:DescribeLogGroups",
+        "storedBytes and retentionInDays for the guard (issue 15)",
+    ),
+    (
+        "check-export",
+        "logs:GetLogEvents",
+        "export verification reads (issue 12)",
+    ),
+    (
+        "scan-stream",
+        "logs:Unmask",
+        "GetLogEvents with unmask=true on data-protected groups (issue 12)",
+    ),
+    (
+        "scan-stream",
+        "logs:GetDataProtectionPolicy",
+        "is the group data-protected (issue 12)",
+    ),
+    (
+        "scan-stream",
+        "logs:DescribeAccountPolicies",
+        "account-wide DATA_PROTECTION_POLICY (issue 12)",
+    ),
+    (
+        "rebuild-stream",
+        "logs:Unmask",
+        "the fresh read and the verification, unmasked (issue 12)",
+    ),
+];
+
 /// The principal of a permission: a function's role, or the CloudWatch Logs
 /// service writing an export through the bucket policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,19 +131,53 @@ pub struct Permission {
     pub action: &'static str,
     /// The resource ARN.
     pub resource: String,
+    /// Condition keys of the request besides the usual ones (for example
+    /// `kms:ViaService` when CloudWatch Logs uses a key for the caller).
+    pub context: Vec<(&'static str, String)>,
 }
 
-fn group_arn(group: &str) -> String {
+impl Permission {
+    /// A permission of the caller's role, with no extra condition keys.
+    pub fn role(action: &'static str, resource: impl Into<String>) -> Permission {
+        Permission {
+            principal: Principal::Role,
+            action,
+            resource: resource.into(),
+            context: Vec::new(),
+        }
+    }
+
+    /// A KMS action CloudWatch Logs performs with the caller's permissions on
+    /// the key of an encrypted log group (`kms:ViaService`), with the group in
+    /// the encryption context.
+    pub fn via_logs(action: &'static str, group: &str) -> Permission {
+        Permission {
+            context: vec![
+                ("kms:ViaService", format!("logs.{REGION}.amazonaws.com")),
+                ("kms:EncryptionContext:aws:logs:arn", group_arn(group)),
+            ],
+            ..Permission::role(action, SOURCE_KEY_ARN)
+        }
+    }
+}
+
+/// The ARN of a log group.
+pub fn group_arn(group: &str) -> String {
     format!("arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{group}")
 }
 
-/// The permissions a call needs, with the archive bucket encrypted by a
-/// customer managed key (`kms` true) or by S3.
+/// The permissions a call needs. With `kms` the archive bucket is encrypted
+/// by its customer managed key and the source log groups by theirs (the most
+/// permissions); without, by S3 and by CloudWatch Logs.
 pub fn required(call: &Call, kms: bool) -> Vec<Permission> {
-    let role = |action: &'static str, resource: String| Permission {
-        principal: Principal::Role,
-        action,
-        resource,
+    let role = |action: &'static str, resource: String| Permission::role(action, resource);
+    // CloudWatch Logs uses an encrypted group's key on the caller's behalf.
+    let source_key = |actions: &[&'static str], group: &str| -> Vec<Permission> {
+        if kms {
+            actions.iter().map(|a| Permission::via_logs(a, group)).collect()
+        } else {
+            Vec::new()
+        }
     };
     let key = |actions: &[&'static str]| -> Vec<Permission> {
         if kms {
@@ -100,7 +199,9 @@ pub fn required(call: &Call, kms: bool) -> Vec<Permission> {
         (Target::Stream(g, _), "create_stream") => vec![role("logs:CreateLogStream", group_arn(g))],
         (Target::Stream(g, _), "delete_stream") => vec![role("logs:DeleteLogStream", group_arn(g))],
         (Target::Stream(g, s), "get_events_page") => {
-            vec![role("logs:GetLogEvents", format!("{}:log-stream:{s}", group_arn(g)))]
+            let mut needed = vec![role("logs:GetLogEvents", format!("{}:log-stream:{s}", group_arn(g)))];
+            needed.extend(source_key(&["kms:Decrypt"], g));
+            needed
         }
         // unmask=true also needs logs:Unmask on the group.
         (Target::Stream(g, s), "get_events_page_unmasked") => vec![
@@ -116,26 +217,31 @@ pub fn required(call: &Call, kms: bool) -> Vec<Permission> {
         (Target::Group(g), "put_retention") => vec![role("logs:PutRetentionPolicy", group_arn(g))],
         (Target::Group(g), "delete_retention") => vec![role("logs:DeleteRetentionPolicy", group_arn(g))],
         (Target::Stream(g, s), "put_events") => {
-            vec![role("logs:PutLogEvents", format!("{}:log-stream:{s}", group_arn(g)))]
+            let mut needed = vec![role("logs:PutLogEvents", format!("{}:log-stream:{s}", group_arn(g)))];
+            needed.extend(source_key(&["kms:GenerateDataKey", "kms:Encrypt"], g));
+            needed
         }
         (Target::Export { group, bucket, prefix }, "create_export_task") => {
             let service = |action: &'static str, resource: String| Permission {
                 principal: Principal::LogsService { group: group.clone() },
-                action,
-                resource,
+                ..Permission::role(action, resource)
             };
+            // The service writes a test object first, then the export objects.
+            let write_test = object_arn(bucket, &format!("{prefix}/aws-logs-write-test"));
             let mut needed = vec![
                 role("logs:CreateExportTask", group_arn(group)),
+                // CreateExportTask also checks that its caller may write the
+                // destination: without it, the task fails to start.
+                role("s3:PutObject", write_test.clone()),
                 service("s3:GetBucketAcl", bucket_arn(bucket)),
-                // The service writes a test object first, then the export objects.
-                service(
-                    "s3:PutObject",
-                    object_arn(bucket, &format!("{prefix}/aws-logs-write-test")),
-                ),
+                service("s3:PutObject", write_test),
             ];
             if kms {
+                needed.push(role("kms:GenerateDataKey", KEY_ARN.into()));
                 needed.push(service("kms:GenerateDataKey", KEY_ARN.into()));
             }
+            // The export reads the group's events through CloudWatch Logs.
+            needed.extend(source_key(&["kms:Decrypt"], group));
             needed
         }
         // HeadBucket is authorized by s3:ListBucket.
@@ -185,11 +291,7 @@ pub fn required_by_runtime(stack_name: &str, function: &str) -> Vec<Permission> 
     );
     ["logs:CreateLogStream", "logs:PutLogEvents"]
         .into_iter()
-        .map(|action| Permission {
-            principal: Principal::Role,
-            action,
-            resource: stream.clone(),
-        })
+        .map(|action| Permission::role(action, stream.clone()))
         .collect()
 }
 
@@ -204,11 +306,7 @@ pub fn integration_required(
     object: &str,
     kms: bool,
 ) -> Vec<Permission> {
-    let role = |action: &'static str, resource: String| Permission {
-        principal: Principal::Role,
-        action,
-        resource,
-    };
+    let role = |action: &'static str, resource: String| Permission::role(action, resource);
     let param = |name: &str| parameters[name].as_str().unwrap_or_default().to_string();
     match resource {
         "arn:aws:states:::lambda:invoke" => vec![role("lambda:InvokeFunction", param("FunctionName"))],
@@ -247,19 +345,165 @@ pub fn integration_required(
 }
 
 /// What a Distributed Map needs: to run its items as child executions of
-/// the state machine `own_arn`.
+/// the state machine `own_arn`, and, when a failed run is redriven, to
+/// redrive its Map Run's failed children (`execution:NAME/MAP-RUN-LABEL:ID`,
+/// AWS's "IAM permission to redrive a Map Run").
 pub fn distributed_map_required(own_arn: &str) -> Vec<Permission> {
     let executions = format!("{}/map-run:child-1", own_arn.replace(":stateMachine:", ":execution:"));
     [
         ("states:StartExecution", own_arn.to_string()),
         ("states:DescribeExecution", executions.clone()),
-        ("states:StopExecution", executions),
+        ("states:StopExecution", executions.clone()),
+        ("states:RedriveExecution", executions),
     ]
     .into_iter()
-    .map(|(action, resource)| Permission {
-        principal: Principal::Role,
-        action,
-        resource,
-    })
+    .map(|(action, resource)| Permission::role(action, resource))
     .collect()
+}
+
+/// A deployment the operator works against, for [`operator_required`].
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// The stack name (state machines `<stack>-archive`, `<stack>-all-groups`).
+    pub stack: String,
+    /// The archive bucket.
+    pub bucket: String,
+    /// `ArchivePrefix`.
+    pub prefix: String,
+    /// A log group of `LogGroupNamePattern`.
+    pub group: String,
+    /// The archive bucket under SSE-KMS, the group under a customer managed key.
+    pub kms: bool,
+}
+
+/// What each CLI command (and the docs' look-up of the stack outputs) needs
+/// from the operator's own credentials: (command, permission). The published
+/// operator policy must allow all of it and grant nothing else.
+pub fn operator_required(d: &Deployment) -> Vec<(&'static str, Permission)> {
+    fn p(action: &'static str, resource: impl Into<String>) -> Permission {
+        Permission::role(action, resource)
+    }
+    let machine = |name: &str| format!("arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{}-{name}", d.stack);
+    let execution = |name: &str| {
+        format!(
+            "arn:aws:states:{REGION}:{ACCOUNT_ID}:execution:{}-{name}:run-1",
+            d.stack
+        )
+    };
+    let child = format!(
+        "arn:aws:states:{REGION}:{ACCOUNT_ID}:execution:{}-archive/map-run:child-1",
+        d.stack
+    );
+    let map_run = format!(
+        "arn:aws:states:{REGION}:{ACCOUNT_ID}:mapRun:{}-archive/map-run:1",
+        d.stack
+    );
+    let bucket = format!("arn:aws:s3:::{}", d.bucket);
+    let root = format!("{}/{}", d.prefix, d.group.trim_start_matches('/'));
+    let object = |rest: &str| format!("arn:aws:s3:::{}/{root}/{rest}", d.bucket);
+    let stream = format!("{}:log-stream:web-1", group_arn(&d.group));
+    let read_objects = |keys: &[&str]| -> Vec<Permission> {
+        let mut needed = vec![p("s3:ListBucket", bucket.clone())];
+        needed.extend(keys.iter().map(|k| p("s3:GetObject", object(k))));
+        if d.kms {
+            needed.push(p("kms:Decrypt", KEY_ARN));
+        }
+        needed
+    };
+    let via_logs = |actions: &[&'static str]| -> Vec<Permission> {
+        if d.kms {
+            actions.iter().map(|a| Permission::via_logs(a, &d.group)).collect()
+        } else {
+            Vec::new()
+        }
+    };
+    let mut out: Vec<(&'static str, Permission)> = Vec::new();
+    let mut add = |command: &'static str, needed: Vec<Permission>| {
+        out.extend(needed.into_iter().map(|perm| (command, perm)));
+    };
+    add(
+        "docs: stack outputs",
+        vec![p(
+            "cloudformation:DescribeStacks",
+            format!(
+                "arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{}/0a1b2c3d",
+                d.stack
+            ),
+        )],
+    );
+    let mut plan = vec![
+        p("logs:DescribeLogGroups", "*"),
+        p("logs:DescribeLogStreams", group_arn(&d.group)),
+        p("logs:GetLogEvents", stream.clone()),
+    ];
+    plan.extend(via_logs(&["kms:Decrypt"]));
+    plan.extend(read_objects(&["@checkpoint.json"]));
+    add("plan", plan);
+    let mut start = vec![
+        p("states:DescribeStateMachine", machine("archive")),
+        p("states:StartExecution", machine("archive")),
+        p("states:StartExecution", machine("all-groups")),
+        p("logs:DescribeLogGroups", "*"),
+        p("logs:GetDataProtectionPolicy", group_arn(&d.group)),
+        p("logs:DescribeAccountPolicies", "*"),
+        p("s3:GetBucketLocation", bucket.clone()),
+        p("s3:GetBucketPolicy", bucket.clone()),
+    ];
+    start.extend(read_objects(&["@lease.json"]));
+    add("start", start);
+    let mut watch = vec![
+        p("states:DescribeExecution", execution("archive")),
+        p("states:GetExecutionHistory", execution("archive")),
+        p("states:ListMapRuns", execution("archive")),
+        p("states:DescribeMapRun", map_run),
+        p("states:DescribeExecution", child.clone()),
+        p("states:GetExecutionHistory", child),
+        p("states:DescribeExecution", execution("all-groups")),
+        p("states:GetExecutionHistory", execution("all-groups")),
+    ];
+    watch.extend(read_objects(&[
+        "@runs/run-1/outcomes/000001.json",
+        "@runs/run-1/report.json",
+    ]));
+    add("watch", watch);
+    let mut report = vec![p("states:DescribeExecution", execution("archive"))];
+    report.extend(read_objects(&["@runs/run-1/report.json"]));
+    add("report", report);
+    let mut runs = vec![
+        p("states:ListExecutions", machine("archive")),
+        p("states:ListExecutions", machine("all-groups")),
+    ];
+    runs.extend(read_objects(&["@runs/run-1/report.json"]));
+    add("runs", runs);
+    add(
+        "stop",
+        vec![
+            p("states:StopExecution", execution("archive")),
+            p("states:StopExecution", execution("all-groups")),
+        ],
+    );
+    add(
+        "redrive",
+        vec![
+            p("states:RedriveExecution", execution("archive")),
+            p("states:RedriveExecution", execution("all-groups")),
+        ],
+    );
+    let mut restore = read_objects(&["@checkpoint.json", "@exports/dt=2026-01-01/task/web-1/000000.gz"]);
+    restore.extend([
+        p("logs:DescribeLogGroups", "*"),
+        p("logs:CreateLogStream", group_arn(&d.group)),
+        p("logs:GetLogEvents", stream.clone()),
+        p("logs:PutLogEvents", stream),
+    ]);
+    restore.extend(via_logs(&["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]));
+    add("restore --into-group", restore);
+    let mut retention = vec![
+        p("logs:DescribeLogGroups", "*"),
+        p("logs:PutRetentionPolicy", group_arn(&d.group)),
+        p("logs:DeleteRetentionPolicy", group_arn(&d.group)),
+    ];
+    retention.extend(read_objects(&["@runs/run-1/report.json"]));
+    add("retention restore", retention);
+    out
 }

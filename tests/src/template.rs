@@ -49,6 +49,8 @@ pub struct Statement {
     pub allow: bool,
     /// Principal services (resource policies only).
     pub services: Vec<String>,
+    /// Principal AWS accounts or roles (resource policies only).
+    pub principals: Vec<String>,
     /// Actions.
     pub actions: Vec<String>,
     /// Resources.
@@ -312,6 +314,39 @@ impl Template {
                         };
                         Ok(Some(Value::String(self.substitute(&template, &vars, ctx)?)))
                     }
+                    "Fn::Join" => {
+                        let items = args.as_array().ok_or("Fn::Join needs a list")?;
+                        let delimiter = text(&items[0])?;
+                        let parts = match self.resolve(&items[1], ctx)? {
+                            Some(Value::Array(parts)) => parts,
+                            other => return Err(format!("Fn::Join of {other:?}")),
+                        };
+                        let parts = parts.iter().map(text).collect::<Result<Vec<_>, _>>()?;
+                        Ok(Some(Value::String(parts.join(&delimiter))))
+                    }
+                    "Fn::Split" => {
+                        let items = args.as_array().ok_or("Fn::Split needs a list")?;
+                        let delimiter = text(&items[0])?;
+                        let whole = text(&self.resolve(&items[1], ctx)?.ok_or("Fn::Split of NoValue")?)?;
+                        Ok(Some(Value::Array(
+                            whole
+                                .split(delimiter.as_str())
+                                .map(|s| Value::String(s.into()))
+                                .collect(),
+                        )))
+                    }
+                    "Fn::Select" => {
+                        let items = args.as_array().ok_or("Fn::Select needs a list")?;
+                        let index: usize = text(&items[0])?.parse().map_err(|e| format!("Fn::Select index: {e}"))?;
+                        match self.resolve(&items[1], ctx)? {
+                            Some(Value::Array(list)) => list
+                                .get(index)
+                                .cloned()
+                                .map(Some)
+                                .ok_or_else(|| format!("Fn::Select {index} of {} items", list.len())),
+                            other => Err(format!("Fn::Select of {other:?}")),
+                        }
+                    }
                     "Fn::If" => {
                         let items = args.as_array().ok_or("Fn::If needs a list")?;
                         let branch = if self.condition(&text(&items[0])?, ctx)? {
@@ -374,6 +409,7 @@ impl Template {
                 sid: s["Sid"].as_str().map(str::to_string),
                 allow: s["Effect"] == "Allow",
                 services: strings(s.get("Principal").and_then(|p| p.get("Service"))),
+                principals: strings(s.get("Principal").and_then(|p| p.get("AWS"))),
                 actions: strings(s.get("Action")),
                 resources: strings(s.get("Resource")),
                 condition: s.get("Condition").cloned(),
@@ -398,6 +434,24 @@ impl Template {
     /// The statements of an `AWS::KMS::Key`'s key policy.
     pub fn key_policy_statements(&self, logical: &str, ctx: &Context) -> Result<Vec<Statement>, String> {
         self.statements_of(&self.properties(logical)?["KeyPolicy"], ctx)
+    }
+
+    /// The statements of an `AWS::IAM::ManagedPolicy`.
+    pub fn managed_policy_statements(&self, logical: &str, ctx: &Context) -> Result<Vec<Statement>, String> {
+        self.statements_of(&self.properties(logical)?["PolicyDocument"], ctx)
+    }
+
+    /// A resource property resolved in `ctx` (`None` for `AWS::NoValue`).
+    pub fn resolved_property(&self, logical: &str, property: &str, ctx: &Context) -> Result<Option<Value>, String> {
+        let value = self.properties(logical)?.get(property).cloned().unwrap_or(Value::Null);
+        self.resolve(&value, ctx)
+    }
+
+    /// A parameter's declaration (`Type`, `Default`, `AllowedPattern`, ...).
+    pub fn parameter(&self, name: &str) -> Result<&Value, String> {
+        self.root["Parameters"]
+            .get(name)
+            .ok_or_else(|| format!("the template has no parameter {name}"))
     }
 }
 

@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use cwl_archiver_e2e::iam::{
-    Call, KEY_ARN, Permission, Principal, distributed_map_required, integration_required, required, required_by_runtime,
+    Call, Deployment, KEY_ARN, Permission, Principal, SOURCE_KEY_ARN, Target, USED_BY_CODE_LANDING_IN_THIS_PHASE,
+    distributed_map_required, group_arn, integration_required, operator_required, required, required_by_runtime,
 };
 use cwl_archiver_e2e::scenario::*;
 use cwl_archiver_e2e::stack::{ACCOUNT_ID, LOCAL_FUNCTIONS, LOCAL_STACK_NAME, REGION, Stack, local_context};
-use cwl_archiver_e2e::template::{Context, Statement, Template, placeholders, render_substituted};
+use cwl_archiver_e2e::template::{Context, Statement, Template, glob, placeholders, render_substituted};
 use serde_json::json;
 
 const BUCKET: &str = "archive-bucket";
@@ -53,7 +54,7 @@ fn every_definition_gets_exactly_the_substitutions_it_uses() {
 #[test]
 fn the_schedule_input_is_what_the_parent_and_each_group_accept() {
     let template = Template::load().unwrap();
-    let ctx = local_context(&template);
+    let ctx = local_context(&template).parameter("LogGroupNamePrefix", "/aws/lambda/orders-");
     let text = template
         .resolve(&template.properties("Schedule").unwrap()["Target"]["Input"], &ctx)
         .unwrap()
@@ -243,6 +244,35 @@ async fn parent_fails_when_a_group_fails_and_goes_on_with_the_others() {
         "{children:?}"
     );
     assert!(stream_events(&stack, "/jobs/a", "expired").await.is_some());
+
+    // docs/deploy.md: the groups a parent run failed on are the outputs of
+    // its GroupFailed states, in its history.
+    let execution = format!("{}:failing", parent.replace(":stateMachine:", ":execution:"));
+    let history = stack
+        .emulator
+        .sfn()
+        .get_execution_history()
+        .execution_arn(&execution)
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap();
+    let mut failed: Vec<String> = history
+        .events()
+        .iter()
+        .filter_map(|e| e.state_exited_event_details())
+        .filter(|d| d.name() == "GroupFailed")
+        .map(|d| {
+            let output: serde_json::Value = serde_json::from_str(d.output().unwrap()).unwrap();
+            assert!(
+                output["cause"].as_str().is_some_and(|c| c.contains("no-such-bucket")),
+                "{output}"
+            );
+            output["logGroupName"].as_str().unwrap().to_string()
+        })
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["/jobs/a", "/jobs/b"]);
 }
 
 /// The template resolved for an IAM check: the created bucket under SSE-KMS
@@ -263,7 +293,12 @@ fn iam_context(template: &Template) -> Context {
         .resource("ArchiveKey.Arn", KEY_ARN)
 }
 
+/// Whether the statements allow a permission: an Allow covers it and no
+/// Deny does. The permission's own condition keys join `keys`.
 fn allowed(statements: &[Statement], permission: &Permission, keys: &HashMap<String, String>) -> bool {
+    let mut keys = keys.clone();
+    keys.extend(permission.context.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let keys = &keys;
     let covers = |allow: bool| {
         statements
             .iter()
@@ -379,11 +414,18 @@ async fn every_call_is_allowed_by_the_role_of_the_function_that_makes_it() {
     }
     assert!(denied.is_empty(), "denied:\n{}", denied.join("\n"));
 
-    // Nothing decorative: every action a function role grants is used.
+    // Nothing decorative: every action a function role grants is used (a
+    // granted `kms:GenerateDataKey*` is used by a kms:GenerateDataKey).
     for (function, statements) in &policies.roles {
         for action in statements.iter().filter(|s| s.allow).flat_map(|s| &s.actions) {
-            let reached = used.contains(&(function.clone(), action.clone()));
-            let explained = UNREACHED.iter().any(|(f, a, _)| f == function && a == action);
+            let granted = action.to_ascii_lowercase();
+            let reached = used
+                .iter()
+                .any(|(f, a)| f == function && glob(&granted, &a.to_ascii_lowercase()));
+            let explained = UNREACHED.iter().any(|(f, a, _)| f == function && a == action)
+                || USED_BY_CODE_LANDING_IN_THIS_PHASE
+                    .iter()
+                    .any(|(f, a, _)| f == function && a == action);
             assert!(
                 reached || explained,
                 "{function}'s role grants {action}, which it never needed"
@@ -460,7 +502,6 @@ fn every_state_machine_integration_is_allowed_by_its_role() {
 
 #[test]
 fn an_existing_bucket_replaces_the_created_one_in_every_role() {
-    use cwl_archiver_e2e::iam::Target;
     let template = Template::load().unwrap();
     let ctx = iam_context(&template).parameter("ExistingBucketName", "their-bucket");
     let checkpoint = |bucket: &str| Call {
@@ -474,10 +515,16 @@ fn an_existing_bucket_replaces_the_created_one_in_every_role() {
     let ok = |call: &Call| required(call, false).iter().all(|p| allowed(&statements, p, &keys));
     assert!(ok(&checkpoint("their-bucket")));
     assert!(!ok(&checkpoint(BUCKET)));
+    // Only the source groups' keys, through CloudWatch Logs.
     assert!(
         statements
             .iter()
-            .all(|s| !s.actions.iter().any(|a| a.starts_with("kms:")))
+            .filter(|s| s.actions.iter().any(|a| a.starts_with("kms:")))
+            .all(|s| s
+                .condition
+                .as_ref()
+                .is_some_and(|c| c.to_string().contains("kms:ViaService"))),
+        "{statements:#?}"
     );
 }
 
@@ -490,7 +537,6 @@ fn a_missing_permission_is_caught() {
         method,
         target,
     };
-    use cwl_archiver_e2e::iam::Target;
     // scan-stream may not delete streams; rebuild-stream may.
     let delete = |f| call(f, "delete_stream", Target::Stream("/app/x".into(), "s".into()));
     let denied = |c: &Call| required(c, true).iter().any(|p| !policies.allows(&c.function, p));
@@ -510,4 +556,539 @@ fn a_missing_permission_is_caught() {
         Target::Object(BUCKET.into(), "elsewhere/x".into()),
     );
     assert!(denied(&stray));
+}
+
+// ------------------------------------------------------------------ the rules
+// that failed in a first real deploy (issue 14), checked on the template.
+
+/// A role's statements, resolved with [`iam_context`].
+fn role(template: &Template, logical: &str) -> Vec<Statement> {
+    template.role_statements(logical, &iam_context(template)).unwrap()
+}
+
+#[test]
+fn the_export_caller_can_write_the_export_prefix() {
+    use archiver::domain::layout::GroupLayout;
+    let template = Template::load().unwrap();
+    let statements = role(&template, "StartExportRole");
+    let keys = HashMap::new();
+    // Where the product exports to, as CreateExportTask's destinationPrefix.
+    let layout = GroupLayout::new("cwl-archiver", "/app/orders-api");
+    let prefix = layout.export_prefix(1_767_225_600_000);
+    let call = Call {
+        function: "start-export".into(),
+        method: "create_export_task",
+        target: Target::Export {
+            group: "/app/orders-api".into(),
+            bucket: BUCKET.into(),
+            prefix: prefix.clone(),
+        },
+    };
+    let needed: Vec<Permission> = required(&call, true)
+        .into_iter()
+        .filter(|p| p.principal == Principal::Role)
+        .collect();
+    let write = format!("arn:aws:s3:::{BUCKET}/{prefix}/aws-logs-write-test");
+    assert!(needed.iter().any(|p| p.action == "s3:PutObject" && p.resource == write));
+    assert!(
+        needed
+            .iter()
+            .any(|p| p.action == "kms:GenerateDataKey" && p.resource == KEY_ARN)
+    );
+    let denied: Vec<_> = needed.iter().filter(|p| !allowed(&statements, p, &keys)).collect();
+    assert!(denied.is_empty(), "start-export may not {denied:#?}");
+    // Only the exports: the checkpoint, leases and staging stay out of its reach.
+    for key in [
+        layout.checkpoint(),
+        format!("{}x:000001.jsonl.gz", layout.staging_root()),
+    ] {
+        let stray = Permission::role("s3:PutObject", format!("arn:aws:s3:::{BUCKET}/{key}"));
+        assert!(!allowed(&statements, &stray, &keys), "start-export may write {key}");
+    }
+}
+
+/// What the CloudFormation handlers of AWS::KMS::Key call on the key
+/// (create, read, update, delete; kms:CreateKey and kms:ListKeys act on no key,
+/// so no key policy grants them), from the resource type's schema.
+const KEY_HANDLER_ACTIONS: &[&str] = &[
+    "kms:EnableKeyRotation",
+    "kms:DisableKey",
+    "kms:TagResource",
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListResourceTags",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:PutKeyPolicy",
+    "kms:UntagResource",
+    "kms:UpdateKeyDescription",
+    "kms:ScheduleKeyDeletion",
+];
+
+/// What AWS::KMS::Alias's handlers call; KMS authorizes them on the alias
+/// and on the key, so the key policy must allow them.
+const ALIAS_HANDLER_ACTIONS: &[&str] = &["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"];
+
+#[test]
+fn every_alias_has_its_kms_actions() {
+    let template = Template::load().unwrap();
+    let ctx = iam_context(&template);
+    let aliases = template.resources_of_type("AWS::KMS::Alias");
+    assert!(!aliases.is_empty());
+    let root = format!("arn:aws:iam::{ACCOUNT_ID}:root");
+    for alias in aliases {
+        let target = &template.properties(&alias).unwrap()["TargetKeyId"];
+        let key = target["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{alias}: TargetKeyId is not a Ref to a key: {target}"));
+        let statements = template.key_policy_statements(key, &ctx).unwrap();
+        let account: Vec<&Statement> = statements
+            .iter()
+            .filter(|s| s.allow && s.principals.contains(&root))
+            .collect();
+        let missing: Vec<&&str> = KEY_HANDLER_ACTIONS
+            .iter()
+            .chain(ALIAS_HANDLER_ACTIONS)
+            .filter(|action| !account.iter().any(|s| s.covers(action, "*", &HashMap::new())))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{key}'s policy does not let the account {missing:?}: {alias} (or the key) could be created but not deleted, or neither"
+        );
+    }
+}
+
+#[test]
+fn kms_encrypted_source_groups_are_used_through_cloudwatch_logs_only() {
+    let template = Template::load().unwrap();
+    let keys = HashMap::new();
+    for (logical, actions) in [
+        ("StartExportRole", &["kms:Decrypt"][..]),
+        ("CheckExportRole", &["kms:Decrypt"][..]),
+        ("ScanStreamRole", &["kms:Decrypt"][..]),
+        (
+            "RebuildStreamRole",
+            &["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"][..],
+        ),
+    ] {
+        let statements = role(&template, logical);
+        for action in actions {
+            let inside = Permission::via_logs(action, "/app/orders-api");
+            assert!(
+                allowed(&statements, &inside, &keys),
+                "{logical} cannot {action} a group key"
+            );
+            // Not for a group outside LogGroupNamePattern, nor directly.
+            let outside = Permission::via_logs(action, "/other/x");
+            assert!(
+                !allowed(&statements, &outside, &keys),
+                "{logical} {action} outside the pattern"
+            );
+            let direct = Permission::role(action, SOURCE_KEY_ARN);
+            assert!(
+                !allowed(&statements, &direct, &keys),
+                "{logical} {action} not through logs"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_lifecycle_moves_only_exports_and_removes_expired_delete_markers() {
+    use archiver::domain::layout::GroupLayout;
+    let template = Template::load().unwrap();
+    let rules = |ctx: &Context| -> Vec<serde_json::Value> {
+        let config = template
+            .resolved_property("ArchiveBucket", "LifecycleConfiguration", ctx)
+            .unwrap()
+            .unwrap();
+        config["Rules"].as_array().unwrap().clone()
+    };
+    let transitions = |rules: &[serde_json::Value]| -> Vec<String> {
+        rules
+            .iter()
+            .filter(|r| r.get("Transitions").is_some() || r.get("Transition").is_some())
+            .map(|r| r["Prefix"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let ctx = iam_context(&template);
+    let default_rules = rules(&ctx);
+    assert!(transitions(&default_rules).is_empty(), "{default_rules:#?}");
+    assert!(
+        default_rules
+            .iter()
+            .any(|r| r["Status"] == "Enabled" && r["ExpiredObjectDeleteMarker"] == json!(true)),
+        "expired delete markers are never removed: {default_rules:#?}"
+    );
+
+    let ctx = ctx
+        .parameter("GlacierTransitionDays", "90")
+        .parameter("GlacierStorageClass", "DEEP_ARCHIVE")
+        .parameter("GlacierLogGroups", "/app/orders-api,app/payments");
+    let prefixes = transitions(&rules(&ctx));
+    let orders = GroupLayout::new("cwl-archiver", "/app/orders-api");
+    let payments = GroupLayout::new("cwl-archiver", "app/payments");
+    assert_eq!(prefixes, [orders.exports_root(), payments.exports_root()]);
+    // A transition rule with a blank or a catch-all prefix would move
+    // everything: every prefix ends in /@exports/.
+    assert!(
+        prefixes
+            .iter()
+            .all(|p| p.ends_with("/@exports/") && p.len() > "/@exports/".len())
+    );
+    let moved = |key: &str| prefixes.iter().any(|p| key.starts_with(p.as_str()));
+    // The exports move ...
+    assert!(moved(&format!("{}/task-1/web-1/000000.gz", orders.export_prefix(0))));
+    // ... what the archiver reads back never does.
+    for layout in [&orders, &payments] {
+        let root = layout.checkpoint().trim_end_matches("@checkpoint.json").to_string();
+        for key in [
+            layout.checkpoint(),
+            format!("{root}@lease.json"),
+            format!("{}web-1:000001.jsonl.gz", layout.staging_root()),
+            format!("{}run-1/web-1:rebuilding", layout.staging_root()),
+            layout.manifest("run-1"),
+            layout.report("run-1"),
+        ] {
+            assert!(!moved(&key), "{key} would leave S3 Standard");
+        }
+    }
+}
+
+#[test]
+fn the_functions_never_touch_the_stacks_own_log_groups() {
+    let template = Template::load().unwrap();
+    // No default pattern, and none starting with a wildcard.
+    let pattern = template.parameter("LogGroupNamePattern").unwrap();
+    assert!(pattern.get("Default").is_none(), "{pattern}");
+    // Nor a default selection for the schedule: /aws/lambda/ would select
+    // the stack's own function groups, and every scheduled run would fail.
+    let prefix = template.parameter("LogGroupNamePrefix").unwrap();
+    assert!(prefix.get("Default").is_none(), "{prefix}");
+    let allowed_pattern = pattern["AllowedPattern"].as_str().unwrap();
+    let first_class = &allowed_pattern[..=allowed_pattern.find(']').unwrap()];
+    assert!(
+        !first_class.contains('*'),
+        "a pattern may start with *: {allowed_pattern}"
+    );
+
+    // Even with a pattern that covers them, every group the stack creates is
+    // out of reach of the destructive actions.
+    let ctx = iam_context(&template).parameter("LogGroupNamePattern", "/aws/*");
+    let own: Vec<String> = template
+        .resources_of_type("AWS::Logs::LogGroup")
+        .iter()
+        .map(|g| {
+            let name = template.resolved_property(g, "LogGroupName", &ctx).unwrap().unwrap();
+            name.as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(own.len(), 6, "{own:?}");
+    let destructive = [
+        ("logs:DeleteLogStream", true),
+        ("logs:CreateExportTask", false),
+        ("logs:PutRetentionPolicy", false),
+        ("logs:DeleteRetentionPolicy", false),
+    ];
+    let keys = HashMap::new();
+    let mut policies: Vec<(String, Vec<Statement>)> = LOCAL_FUNCTIONS
+        .iter()
+        .map(|(logical, _)| {
+            let role = logical.replace("Function", "Role");
+            let statements = template.role_statements(&role, &ctx).unwrap();
+            (role, statements)
+        })
+        .collect();
+    policies.push((
+        "OperatorPolicy".into(),
+        template.managed_policy_statements("OperatorPolicy", &ctx).unwrap(),
+    ));
+    for (name, statements) in &policies {
+        for group in &own {
+            for (action, on_streams) in destructive {
+                let arn = if on_streams {
+                    group_arn(group)
+                } else {
+                    format!("{}:*", group_arn(group))
+                };
+                for resource in [group_arn(group), arn] {
+                    let p = Permission::role(action, resource);
+                    assert!(!allowed(statements, &p, &keys), "{name} may {action} on {group}");
+                }
+            }
+        }
+        // The pattern's other groups are still reachable where granted.
+        if name == "RebuildStreamRole" {
+            let other = Permission::role("logs:DeleteLogStream", group_arn("/aws/lambda/orders-api"));
+            assert!(allowed(statements, &other, &keys));
+        }
+    }
+}
+
+fn operator_deployment(kms: bool) -> Deployment {
+    Deployment {
+        stack: LOCAL_STACK_NAME.into(),
+        bucket: BUCKET.into(),
+        prefix: "cwl-archiver".into(),
+        group: "/app/orders-api".into(),
+        kms,
+    }
+}
+
+#[test]
+fn the_operator_can_run_every_command_and_nothing_more() {
+    let template = Template::load().unwrap();
+    let ctx = iam_context(&template);
+    let statements = template.managed_policy_statements("OperatorPolicy", &ctx).unwrap();
+    let keys = HashMap::new();
+    let needed = operator_required(&operator_deployment(true));
+    let denied: Vec<_> = needed.iter().filter(|(_, p)| !allowed(&statements, p, &keys)).collect();
+    assert!(denied.is_empty(), "the operator policy denies {denied:#?}");
+    for action in statements.iter().filter(|s| s.allow).flat_map(|s| &s.actions) {
+        let granted = action.to_ascii_lowercase();
+        assert!(
+            needed
+                .iter()
+                .any(|(_, p)| glob(&granted, &p.action.to_ascii_lowercase())),
+            "the operator policy grants {action}, which no command needs"
+        );
+    }
+    // Deleting and exporting log data, and writing the archive, are the state
+    // machines' work, never the operator's.
+    let group = group_arn("/app/orders-api");
+    for (action, resource) in [
+        ("logs:DeleteLogStream", group.clone()),
+        ("logs:CreateExportTask", group.clone()),
+        ("logs:DeleteLogGroup", group),
+        (
+            "s3:PutObject",
+            format!("arn:aws:s3:::{BUCKET}/cwl-archiver/app/orders-api/@checkpoint.json"),
+        ),
+        (
+            "s3:DeleteObject",
+            format!("arn:aws:s3:::{BUCKET}/cwl-archiver/app/orders-api/@checkpoint.json"),
+        ),
+        (
+            "states:StartExecution",
+            format!("arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:other"),
+        ),
+    ] {
+        assert!(
+            !allowed(&statements, &Permission::role(action, resource.clone()), &keys),
+            "the operator may {action} {resource}"
+        );
+    }
+}
+
+/// `docs/operator-policy.json` with its placeholders filled from `ctx`.
+fn published_operator_policy(ctx: &Context) -> serde_json::Value {
+    let path = cwl_archiver_e2e::stack::workspace_root().join("docs/operator-policy.json");
+    let text = std::fs::read_to_string(path).unwrap();
+    let filled = [
+        ("${Region}", REGION.to_string()),
+        ("${AccountId}", ACCOUNT_ID.to_string()),
+        ("${StackName}", ctx.stack_name.clone()),
+        ("${ArchiveBucketName}", ctx.resources["ArchiveBucket"].clone()),
+        ("${ArchivePrefix}", ctx.parameters["ArchivePrefix"].clone()),
+        ("${LogGroupNamePattern}", ctx.parameters["LogGroupNamePattern"].clone()),
+        ("${ArchiveKeyArn}", ctx.resources["ArchiveKey.Arn"].clone()),
+    ]
+    .iter()
+    .fold(text, |text, (placeholder, value)| text.replace(placeholder, value));
+    assert!(
+        !filled.contains("${"),
+        "an unknown placeholder in docs/operator-policy.json"
+    );
+    serde_json::from_str(&filled).unwrap()
+}
+
+#[test]
+fn the_published_operator_policy_is_the_templates() {
+    let template = Template::load().unwrap();
+    let document = |ctx: &Context| -> serde_json::Value {
+        template
+            .resolved_property("OperatorPolicy", "PolicyDocument", ctx)
+            .unwrap()
+            .unwrap()
+    };
+    let kms = iam_context(&template);
+    assert_eq!(published_operator_policy(&kms), document(&kms));
+    // With SSE-S3 the template drops the archive key's statement, and that
+    // is the only difference (docs/deploy.md says to drop it).
+    let s3 = kms.clone().parameter("Encryption", "SSE-S3");
+    let mut published = published_operator_policy(&s3);
+    published["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["Sid"] != "ArchiveKey");
+    assert_eq!(published, document(&s3));
+}
+
+/// The metric names the code emits: the fixed ones of `run_metrics` and
+/// `Streams<Action>` for every stream action the workflow writes.
+fn emitted_metrics() -> BTreeSet<String> {
+    let root = cwl_archiver_e2e::stack::workspace_root().join("crates/archiver/src/workflow");
+    let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap();
+    let quoted_after = |text: &str, marker: &str| -> Vec<String> {
+        text.match_indices(marker)
+            .filter_map(|(at, _)| {
+                let rest = &text[at + marker.len()..];
+                let start = rest.find('"')? + 1;
+                let end = start + rest[start..].find('"')?;
+                Some(rest[start..end].to_string())
+            })
+            .collect()
+    };
+    let metrics = read("metrics.rs");
+    let code = &metrics[..metrics.find("#[cfg(test)]").unwrap_or(metrics.len())];
+    let mut names: BTreeSet<String> = quoted_after(code, ".add(").into_iter().collect();
+    names.retain(|n| !n.contains('{'));
+    let mut actions = BTreeSet::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for marker in ["StreamOutcome::new(", "leave("] {
+            for (at, _) in text.match_indices(marker) {
+                // The action is the first string literal of the call.
+                let call = &text[at..(at + 120).min(text.len())];
+                if let Some(action) = quoted_after(call, marker).first() {
+                    actions.insert(action.clone());
+                }
+            }
+        }
+    }
+    assert!(
+        actions.contains("deleted") && actions.contains("rebuilt"),
+        "{actions:?}"
+    );
+    let camel = |a: &str| -> String {
+        a.split('-')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    names.extend(actions.iter().map(|a| format!("Streams{}", camel(a))));
+    names
+}
+
+#[test]
+fn the_dashboard_shows_only_metrics_the_code_emits() {
+    let template = Template::load().unwrap();
+    let ctx = iam_context(&template)
+        .resource(
+            "ArchiveStateMachine",
+            &format!("arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:cwl-archiver-archive"),
+        )
+        .resource(
+            "ParentStateMachine",
+            &format!("arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:cwl-archiver-all-groups"),
+        );
+    let body = template
+        .resolved_property("Dashboard", "DashboardBody", &ctx)
+        .unwrap()
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(body.as_str().unwrap()).expect("the dashboard body is JSON");
+    let emitted = emitted_metrics();
+    assert!(
+        emitted.contains("BytesExported") && emitted.contains("StreamsFailed"),
+        "{emitted:?}"
+    );
+
+    let mut shown = BTreeSet::new();
+    let mut expressions = Vec::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        for metric in widget["properties"]["metrics"].as_array().into_iter().flatten() {
+            let metric = metric.as_array().unwrap();
+            match metric.first() {
+                Some(serde_json::Value::String(namespace)) => {
+                    let name = metric[1].as_str().unwrap();
+                    match namespace.as_str() {
+                        "CwlArchiver" => shown.insert(name.to_string()),
+                        "AWS/States" => {
+                            assert_eq!(name, "ExecutionsFailed");
+                            true
+                        }
+                        other => panic!("a metric of {other}"),
+                    };
+                }
+                Some(serde_json::Value::Object(options)) => {
+                    let expression = options["expression"].as_str().unwrap().to_string();
+                    if let Some(search) = expression.strip_prefix("SEARCH(") {
+                        assert!(search.starts_with("'{CwlArchiver,LogGroup} "), "{expression}");
+                        let name = search.split("MetricName=\"").nth(1).unwrap().split('"').next().unwrap();
+                        shown.insert(name.to_string());
+                    }
+                    expressions.push(expression);
+                }
+                other => panic!("an unexpected metric row {other:?}"),
+            }
+        }
+    }
+    let unknown: Vec<_> = shown.difference(&emitted).collect();
+    assert!(
+        unknown.is_empty(),
+        "the dashboard shows metrics nothing emits: {unknown:?}"
+    );
+    for wanted in [
+        "BytesExported",
+        "StreamsDeleted",
+        "StreamsRebuilt",
+        "EventsReplayed",
+        "BytesReingested",
+        "StreamsFailed",
+    ] {
+        assert!(shown.contains(wanted), "the dashboard lacks {wanted}");
+    }
+    assert!(
+        expressions.iter().any(|e| e == "reingested / 1000000000 * 0.5"),
+        "no re-ingestion cost: {expressions:?}"
+    );
+}
+
+#[test]
+fn make_deploy_always_passes_the_built_architecture_and_installs_only_sam() {
+    let root = cwl_archiver_e2e::stack::workspace_root();
+    let makefile = std::fs::read_to_string(root.join("Makefile")).unwrap();
+    let deploy = makefile
+        .lines()
+        .find(|l| l.starts_with("deploy:"))
+        .expect("a deploy target");
+    assert!(
+        !deploy.contains("lint-tools") && !deploy.contains("CHECKOV"),
+        "deploy installs lint tools: {deploy}"
+    );
+    // A saved samconfig.toml's overrides are kept, its Architecture replaced.
+    let dir = std::env::temp_dir().join(format!("cwl-deploy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("samconfig.toml");
+    std::fs::write(
+        &config,
+        "version = 0.1\n[default.deploy.parameters]\nparameter_overrides = [\n  \"Architecture=arm64\",\n  \"LogGroupNamePattern=/aws/lambda/*\",\n  \"ScheduleExpression=cron(0 3 ? * SUN *)\",\n]\n",
+    )
+    .unwrap();
+    // make deploy runs it with the SAM CLI's Python (tomlkit), which may not
+    // be installed yet when the tests run alone; Python 3.11+ has tomllib.
+    let sam_python = root.join(".venv-sam/bin/python");
+    let python = if sam_python.exists() {
+        sam_python
+    } else {
+        "python3".into()
+    };
+    let out = std::process::Command::new(python)
+        .arg(root.join("infra/deploy_overrides.py"))
+        .arg(&config)
+        .arg("x86_64")
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        printed.trim(),
+        r#"'LogGroupNamePattern="/aws/lambda/*"' 'ScheduleExpression="cron(0 3 ? * SUN *)"' 'Architecture="x86_64"'"#
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
