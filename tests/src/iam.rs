@@ -58,6 +58,12 @@ pub const SOURCE_KEY_ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/source-
 /// decorative grant.
 pub const USED_BY_CODE_LANDING_IN_THIS_PHASE: &[(&str, &str, &str)] = &[
     (
+        "check-export",
+        "logs:GetLogEvents",
+        "reads a stream when the export wrote no object at all (workflow_safety: \
+         an_export_without_objects_for_events_it_must_hold_stops_the_run); no deploy scenario has such an export",
+    ),
+    (
         "start-export",
         "logs:PutRetentionPolicy",
         "retention mode hand-off and guard (issue 15)",
@@ -76,36 +82,6 @@ pub const USED_BY_CODE_LANDING_IN_THIS_PHASE: &[(&str, &str, &str)] = &[
         "check-export",
         "logs:DeleteRetentionPolicy",
         "retention guard (issue 15)",
-    ),
-    (
-        "check-export",
-        "logs:DescribeLogGroups",
-        "storedBytes and retentionInDays for the guard (issue 15)",
-    ),
-    (
-        "check-export",
-        "logs:GetLogEvents",
-        "export verification reads (issue 12)",
-    ),
-    (
-        "scan-stream",
-        "logs:Unmask",
-        "GetLogEvents with unmask=true on data-protected groups (issue 12)",
-    ),
-    (
-        "scan-stream",
-        "logs:GetDataProtectionPolicy",
-        "is the group data-protected (issue 12)",
-    ),
-    (
-        "scan-stream",
-        "logs:DescribeAccountPolicies",
-        "account-wide DATA_PROTECTION_POLICY (issue 12)",
-    ),
-    (
-        "rebuild-stream",
-        "logs:Unmask",
-        "the fresh read and the verification, unmasked (issue 12)",
     ),
 ];
 

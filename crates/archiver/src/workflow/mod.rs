@@ -328,15 +328,35 @@ impl StreamPlan {
     }
 }
 
+/// Every `action` a [`StreamOutcome`] can carry (each is also a metric,
+/// `Streams<Action>`, and a line of the report).
+pub const STREAM_ACTIONS: [&str; 13] = [
+    "deleted",
+    "rebuilt",
+    "finished",
+    "skipped",
+    "fresh",
+    "empty",
+    "gone",
+    "left",
+    "failed",
+    "would-delete",
+    "would-rebuild",
+    "would-finish",
+    "retained",
+];
+
 /// What happened to one stream, as reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamOutcome {
     /// The stream.
     pub stream: String,
-    /// `deleted`, `rebuilt`, `finished`, `skipped`, `fresh`, `empty`, `gone`,
-    /// `left` (recreated by its writer), `failed`, or in plan mode
-    /// `would-delete` / `would-rebuild`.
+    /// One of [`STREAM_ACTIONS`]: `deleted`, `rebuilt`, `finished` (an
+    /// earlier run's rebuild), `skipped`, `fresh`, `empty`, `gone`, `left`
+    /// (recreated by its writer), `failed`, `retained` (left to the group's
+    /// retention), or in plan mode `would-delete` / `would-rebuild` /
+    /// `would-finish`.
     pub action: String,
     /// Why it was skipped or failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -356,8 +376,9 @@ pub struct StreamOutcome {
 }
 
 impl StreamOutcome {
-    /// An outcome without counts.
+    /// An outcome without counts; `action` is one of [`STREAM_ACTIONS`].
     pub fn new(stream: &str, action: &str, reason: Option<String>) -> Self {
+        debug_assert!(STREAM_ACTIONS.contains(&action), "{action}");
         Self {
             stream: stream.to_string(),
             action: action.to_string(),
