@@ -20,6 +20,10 @@ LAMBDA_PAYLOAD_LIMIT = 6_291_456  # 6 MB, synchronous invocation request and res
 CONFIG: dict[str, Any] = {
     # CloudWatch Logs export tasks: PENDING/RUNNING for this long.
     "export_delay_seconds": 2.0,
+    # An export holds only the events ingested before its task was created,
+    # minus this lag (AWS: data "can take up to 12 hours to become available
+    # for export"); 0 keeps every event ingested before the task.
+    "export_availability_lag_seconds": 0.0,
     # DescribeLogStreams metadata lag: None = off (metadata reflects every event).
     "metadata_lag_seconds": None,
     "metadata_frozen_at_ms": None,
@@ -42,6 +46,7 @@ CONFIG: dict[str, Any] = {
 # JSON name of the control API -> (CONFIG key, parser; None allowed?)
 _FIELDS: dict[str, tuple[str, Any, bool]] = {
     "exportDelaySeconds": ("export_delay_seconds", float, False),
+    "exportAvailabilityLagSeconds": ("export_availability_lag_seconds", float, False),
     "metadataLagSeconds": ("metadata_lag_seconds", float, True),
     "metadataFrozenAtMs": ("metadata_frozen_at_ms", int, True),
     "retentionExpiryDelaySeconds": ("retention_expiry_delay_seconds", float, False),

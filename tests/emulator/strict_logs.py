@@ -734,17 +734,21 @@ class StrictExportTask:
         if group is None:
             raise ResourceNotFoundException("The specified log group does not exist.")
         now = now_ms()
+        # Only what was exportable when the task was created: events ingested
+        # later (or within the availability lag before) are not in it.
+        exportable_until = self.creation_ms - int(emulator_config.get("export_availability_lag_seconds") * 1000)
         for stream_name, stream in list(group.streams.items()):
             # Events past retention are gone; masked events are exported masked
             # (AWS masks "at all egress points"; the strict reading counts exports).
             events = visible_events(stream, now)
             lo = bisect.bisect_left(events, self.from_time, key=_event_ts)
             hi = bisect.bisect_right(events, self.to, key=_event_ts)
-            if hi <= lo:
+            exported = [ev for ev in events[lo:hi] if ev.ingestion_time <= exportable_until]
+            if not exported:
                 continue
             body = "".join(
                 format_export_line(ev.timestamp, display_message(stream, ev, False)) + "\n"
-                for ev in events[lo:hi]
+                for ev in exported
             )
             key = self._key(f"{self.task_id}/{stream_name}/000000.gz")
             s3.put_object(

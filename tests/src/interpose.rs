@@ -37,6 +37,11 @@ type HookAction = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Sen
 struct Rule {
     function: String,
     operation: String,
+    /// Only calls on this stream (or on an object whose key ends with it)
+    /// count, when set.
+    on: Option<String>,
+    /// Matching calls seen.
+    seen: u64,
     /// Fires from this matching call on (1-based).
     from_call: u64,
     /// Fires at most this many times.
@@ -50,11 +55,29 @@ enum RuleAction {
     Hook(HookAction),
 }
 
+/// One call as it happened: when, by which invocation, on what.
+#[derive(Debug, Clone)]
+pub struct TimedCall {
+    /// When the call was sent.
+    pub sent: std::time::Instant,
+    /// When its answer came back.
+    pub answered: std::time::Instant,
+    /// The function.
+    pub function: String,
+    /// The API operation (`DeleteLogStream`, `PutObject`, ...).
+    pub operation: String,
+    /// The invocation (numbered from 1 over all functions).
+    pub invocation: u64,
+    /// What it touched.
+    pub target: Target,
+}
+
 #[derive(Default)]
 struct State {
     invocations: BTreeMap<String, u64>,
+    invocation_count: u64,
     calls: BTreeMap<(String, String), u64>,
-    timeline: Vec<(std::time::Instant, String, String)>,
+    timeline: Vec<TimedCall>,
     largest_payload: usize,
     recorded: Vec<Call>,
     rules: Vec<Rule>,
@@ -71,7 +94,24 @@ impl Interposer {
     /// over all its invocations) took effect, and after the following calls
     /// too until it crashed `times` times.
     pub fn crash_after(&self, function: &str, operation: &str, nth: u64, times: u64) {
-        self.add(function, operation, nth, times, RuleAction::Crash);
+        self.add(function, operation, None, nth, times, RuleAction::Crash);
+    }
+
+    /// [`crash_after`](Self::crash_after), counting only the calls on
+    /// `stream` (or on an object whose key ends with it).
+    pub fn crash_after_on(&self, function: &str, operation: &str, on: &str, nth: u64, times: u64) {
+        self.add(function, operation, Some(on), nth, times, RuleAction::Crash);
+    }
+
+    /// [`hook_after`](Self::hook_after), counting only the calls on `on` (a
+    /// stream, or the end of an object key).
+    pub fn hook_after_on<F, Fut>(&self, function: &str, operation: &str, on: &str, nth: u64, action: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let action: HookAction = Arc::new(move || Box::pin(action()));
+        self.add(function, operation, Some(on), nth, 1, RuleAction::Hook(action));
     }
 
     /// Runs `action` once, right after the `nth` call of `operation` by
@@ -82,14 +122,16 @@ impl Interposer {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let action: HookAction = Arc::new(move || Box::pin(action()));
-        self.add(function, operation, nth, 1, RuleAction::Hook(action));
+        self.add(function, operation, None, nth, 1, RuleAction::Hook(action));
     }
 
-    fn add(&self, function: &str, operation: &str, nth: u64, times: u64, action: RuleAction) {
+    fn add(&self, function: &str, operation: &str, on: Option<&str>, nth: u64, times: u64, action: RuleAction) {
         let mut state = self.state.lock().expect("interposer lock");
         state.rules.push(Rule {
             function: function.to_string(),
             operation: operation.to_string(),
+            on: on.map(str::to_string),
+            seen: 0,
             from_call: nth,
             times,
             fired: 0,
@@ -108,8 +150,8 @@ impl Interposer {
         self.state.lock().expect("interposer lock").calls.clone()
     }
 
-    /// Every call in the order it completed: (when, function, operation).
-    pub fn timeline(&self) -> Vec<(std::time::Instant, String, String)> {
+    /// Every successful call in the order it completed.
+    pub fn timeline(&self) -> Vec<TimedCall> {
         self.state.lock().expect("interposer lock").timeline.clone()
     }
 
@@ -150,47 +192,52 @@ impl Interposer {
 
     /// Clients for one invocation of `function`.
     pub fn wrap(&self, function: &str, clients: &Clients) -> Clients {
-        {
+        let invocation = {
             let mut state = self.state.lock().expect("interposer lock");
             *state.invocations.entry(function.to_string()).or_default() += 1;
-        }
+            state.invocation_count += 1;
+            state.invocation_count
+        };
         Clients {
             logs: Arc::new(InterposedLogs {
                 inner: clients.logs.clone(),
                 function: function.to_string(),
+                invocation,
                 interposer: self.clone(),
             }),
             archive: Arc::new(InterposedArchive {
                 inner: clients.archive.clone(),
                 function: function.to_string(),
+                invocation,
                 interposer: self.clone(),
             }),
         }
     }
 
     /// Counts the call and fires the matching rules.
-    async fn after(&self, function: &str, operation: &str) {
+    async fn after(&self, call: TimedCall) {
+        let (function, operation) = (call.function.clone(), call.operation.clone());
+        let target = call.target.clone();
+        let matches_on = |on: &str| match &target {
+            Target::Stream(_, stream) => stream == on,
+            Target::Object(_, key) => key.ends_with(on),
+            _ => false,
+        };
         let mut hooks = Vec::new();
         let mut crash = false;
         {
             let mut state = self.state.lock().expect("interposer lock");
-            state
-                .timeline
-                .push((std::time::Instant::now(), function.to_string(), operation.to_string()));
-            let count = {
-                let c = state
-                    .calls
-                    .entry((function.to_string(), operation.to_string()))
-                    .or_default();
-                *c += 1;
-                *c
-            };
+            state.timeline.push(call);
+            *state.calls.entry((function.clone(), operation.clone())).or_default() += 1;
             for rule in &mut state.rules {
-                if rule.function == function
-                    && rule.operation == operation
-                    && count >= rule.from_call
-                    && rule.fired < rule.times
+                if rule.function != function
+                    || rule.operation != operation
+                    || rule.on.as_deref().is_some_and(|on| !matches_on(on))
                 {
+                    continue;
+                }
+                rule.seen += 1;
+                if rule.seen >= rule.from_call && rule.fired < rule.times {
                     rule.fired += 1;
                     match &rule.action {
                         RuleAction::Crash => crash = true,
@@ -212,6 +259,7 @@ impl Interposer {
 pub struct InterposedLogs {
     inner: Arc<dyn LogStore>,
     function: String,
+    invocation: u64,
     interposer: Interposer,
 }
 
@@ -219,15 +267,26 @@ pub struct InterposedLogs {
 pub struct InterposedArchive {
     inner: Arc<dyn ArchiveStore>,
     function: String,
+    invocation: u64,
     interposer: Interposer,
 }
 
 macro_rules! interposed {
     ($self:ident, $operation:literal, $method:expr, $target:expr, $call:expr) => {{
-        $self.interposer.record(&$self.function, $method, $target);
+        let target = $target;
+        $self.interposer.record(&$self.function, $method, target.clone());
+        let sent = std::time::Instant::now();
         let result = $call.await;
         if result.is_ok() {
-            $self.interposer.after(&$self.function, $operation).await;
+            let call = TimedCall {
+                sent,
+                answered: std::time::Instant::now(),
+                function: $self.function.clone(),
+                operation: $operation.to_string(),
+                invocation: $self.invocation,
+                target,
+            };
+            $self.interposer.after(call).await;
         }
         result
     }};

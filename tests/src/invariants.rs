@@ -1,5 +1,8 @@
 //! The archiver's promises, checked against what S3 and CloudWatch Logs hold
-//! (never against the run's own report):
+//! (never against the run's own report). CloudWatch Logs is read through the
+//! emulator's own reader (`/_emulator/events`: every stored event, original
+//! text, past quotas, masks and metadata lag), not through the product's
+//! GetLogEvents reader:
 //!
 //! 1. every event older than the cutoff is in the S3 export, once;
 //! 2. every event is still in CloudWatch, or was older than the cutoff and
@@ -11,7 +14,7 @@ use std::collections::BTreeMap;
 
 use archiver::domain::event::LogEvent;
 
-use crate::scenario::{exported_events, object_keys, stream_events};
+use crate::scenario::{exported_events, object_keys};
 use crate::stack::Stack;
 
 /// Every event a scenario wrote successfully, per stream.
@@ -89,9 +92,17 @@ pub async fn check(stack: &Stack, archive: &Archive<'_>, written: &Written) -> F
         staging_left: object_keys(stack, archive.bucket, &format!("{root}/@staging/")).await,
         ..Findings::default()
     };
+    let stored = stack
+        .emulator
+        .stored_events(archive.group)
+        .await
+        .expect("the emulator's event reader");
     for (stream, events) in written {
         let written: Vec<LogEvent> = events.iter().map(|(t, m)| LogEvent::new(*t, m.clone())).collect();
-        let in_logs = stream_events(stack, archive.group, stream).await.unwrap_or_default();
+        let in_logs: Vec<LogEvent> = stored
+            .get(stream)
+            .map(|events| events.iter().map(|e| LogEvent::new(e.timestamp, e.message.clone())).collect())
+            .unwrap_or_default();
         let in_export = exported.get(stream).cloned().unwrap_or_default();
         findings.in_logs += in_logs.len() as u64;
         findings.in_export += in_export.len() as u64;

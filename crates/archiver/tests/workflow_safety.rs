@@ -593,6 +593,33 @@ async fn a_replay_applied_twice_is_rebuilt_clean() {
 }
 
 #[tokio::test]
+async fn a_replay_restart_stages_what_a_writer_added_before_deleting_again() {
+    let mut world = World::new();
+    let cutoff = cutoff_days(3);
+    world.seed_group(0, 1, 0, cutoff);
+    world
+        .aws
+        .control()
+        .fail_nth_after("PutLogEvents", 1, FaultKind::AppliedTwice);
+    // Right after the first replay batch (applied twice), the stream's
+    // writer sends events: the restart must not delete them unstaged.
+    let late: Vec<(i64, String)> = (0..3).map(|i| (NOW - HOUR + i, format!("writer {i}"))).collect();
+    let logs = world.aws.logs.clone();
+    let events = late.clone();
+    world.aws.control().after_nth("PutLogEvents", 1, move || {
+        logs.seed(
+            GROUP,
+            "mixed-00",
+            events.iter().map(|(t, m)| LogEvent::new(*t, m.clone())),
+            Some(NOW),
+        )
+    });
+    world.written.entry("mixed-00".into()).or_default().extend(late);
+    world.succeed(json!({"olderThanDays": 3})).await;
+    world.check(cutoff).assert_clean("restart with a writer");
+}
+
+#[tokio::test]
 async fn a_crash_after_every_destructive_call_is_recovered_by_the_retry() {
     for (operation, nth) in [
         ("DeleteLogStream", 1),

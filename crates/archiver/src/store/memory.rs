@@ -133,11 +133,27 @@ struct FaultRule {
     injected: u64,
 }
 
-#[derive(Debug, Default)]
+/// Something another party does right after a call took effect.
+type Hook = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+#[derive(Default)]
 struct ControlState {
     now_ms: Option<i64>,
     calls: BTreeMap<String, u64>,
     faults: Vec<FaultRule>,
+    /// (operation, nth, calls seen, hook).
+    hooks: Vec<(String, u64, u64, Hook)>,
+}
+
+impl std::fmt::Debug for ControlState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlState")
+            .field("now_ms", &self.now_ms)
+            .field("calls", &self.calls)
+            .field("faults", &self.faults)
+            .field("hooks", &self.hooks.len())
+            .finish()
+    }
 }
 
 /// The clock, call counter and fault injection shared by the memory stores.
@@ -239,7 +255,31 @@ impl MemoryControl {
 
     /// After a call took effect: fails it if a fault says so.
     fn leave(&self, operation: &'static str) -> Result<()> {
+        let due: Vec<Hook> = {
+            let mut state = lock(&self.state);
+            state
+                .hooks
+                .iter_mut()
+                .filter(|(op, ..)| op == operation)
+                .filter_map(|(_, nth, seen, hook)| {
+                    *seen += 1;
+                    (*seen == *nth).then(|| hook.clone())
+                })
+                .collect()
+        };
+        for hook in due {
+            hook();
+        }
         self.strike(operation, Phase::After)
+    }
+
+    /// Runs `action` right after the `nth` call of `operation` took effect,
+    /// before the caller sees its answer: another writer acting at an exact
+    /// point of a run. Applies where [`fail_nth_after`](Self::fail_nth_after) does.
+    pub fn after_nth(&self, operation: &str, nth: u64, action: impl Fn() + Send + Sync + 'static) {
+        lock(&self.state)
+            .hooks
+            .push((operation.to_string(), nth, 0, std::sync::Arc::new(action)));
     }
 
     /// Whether this PutLogEvents call is to be stored twice.

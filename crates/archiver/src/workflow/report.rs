@@ -1,14 +1,15 @@
 //! The run report: every outcome, totals, and an estimate of what the
 //! re-ingestion of rebuilt streams costs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{Clients, ExportState, RunState, StreamOutcome, lease};
 use crate::domain::input::Mode;
-use crate::domain::layout::GroupLayout;
+use crate::domain::input::RunSettings;
+use crate::domain::layout::{GroupLayout, StagingKey, StagingKeyKind};
 use crate::error::{ArchiverError, Result};
 
 /// CloudWatch Logs ingestion price per GB (us-east-1 standard class), used
@@ -83,6 +84,33 @@ pub struct RunReport {
     /// Every stream's outcome (only in the S3 copy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outcomes: Vec<StreamOutcome>,
+}
+
+/// Removes this run's staging segments of streams without a rebuilding
+/// marker: their stream was never deleted (a Map item failed between the
+/// scan and the rebuild), so the stream itself holds those events. Staging
+/// under a marker stays: it is the truth until a run finishes the stream.
+async fn remove_unclaimed_staging(clients: &Clients, settings: &RunSettings, layout: &GroupLayout) -> Result<()> {
+    let prefix = format!("{}{}/", layout.staging_root(), settings.run_id);
+    let keys: Vec<StagingKey> = clients
+        .archive
+        .list(&settings.bucket, &prefix)
+        .await?
+        .iter()
+        .filter_map(|o| layout.parse_staging_key(&o.key))
+        .collect();
+    let marked: BTreeSet<&str> = keys
+        .iter()
+        .filter(|k| k.kind == StagingKeyKind::RebuildingMarker)
+        .map(|k| k.stream.as_str())
+        .collect();
+    for key in keys.iter().filter(|k| !marked.contains(k.stream.as_str())) {
+        if let StagingKeyKind::Segment(segment) = key.kind {
+            let object = layout.staging_segment(&key.run_id, &key.stream, segment);
+            clients.archive.delete(&settings.bucket, &object).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Aggregates the outcomes of every Map item, writes the report, releases
@@ -169,6 +197,7 @@ pub async fn report_run(run: RunState, clients: &Clients) -> Result<RunReport> {
     for object in &outcome_objects {
         clients.archive.delete(&settings.bucket, &object.key).await?;
     }
+    remove_unclaimed_staging(clients, settings, &layout).await?;
     for root in [layout.plans_root(&run_id), layout.progress_root(&run_id)] {
         for object in clients.archive.list(&settings.bucket, &root).await? {
             clients.archive.delete(&settings.bucket, &object.key).await?;
