@@ -134,10 +134,8 @@ async fn check_credentials(config: &SdkConfig, profile: Option<&str>) -> CliResu
     use aws_sdk_sfn::config::ProvideCredentials;
     match tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials()).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(CliError::input(format!("no AWS credentials: {fix}")).with_detail(format!(
-            "{}",
-            aws_smithy_types::error::display::DisplayErrorContext(&e)
-        ))),
+        Ok(Err(e)) => Err(CliError::input(format!("no AWS credentials: {fix}"))
+            .with_detail(format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&e)))),
         Err(_) => Err(CliError::input(format!(
             "no AWS credentials within {} s: {fix}",
             CREDENTIALS_TIMEOUT.as_secs()

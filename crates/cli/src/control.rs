@@ -9,10 +9,12 @@ use crate::render;
 use crate::watch;
 
 #[derive(clap::Args)]
-#[command(long_about = "Stop a running execution (StopExecution), then release the group's lease if this \
+#[command(
+    long_about = "Stop a running execution (StopExecution), then release the group's lease if this \
     execution holds it (rewritten with \"released\": true under If-Match, so a lease another run took \
     meanwhile is never touched). A stream stopped in the middle of its rebuild keeps its staged events \
-    and its marker in S3: the group's next run finishes it before anything else.")]
+    and its marker in S3: the group's next run finishes it before anything else."
+)]
 pub struct StopArgs {
     /// The execution's ARN.
     pub execution_arn: String,
@@ -22,8 +24,10 @@ pub struct StopArgs {
 }
 
 #[derive(clap::Args)]
-#[command(long_about = "Redrive a failed, aborted or timed-out execution (RedriveExecution): it goes on from \
-    the states that failed, under the same name and run id, and can be followed with `watch` again.")]
+#[command(
+    long_about = "Redrive a failed, aborted or timed-out execution (RedriveExecution): it goes on from \
+    the states that failed, under the same name and run id, and can be followed with `watch` again."
+)]
 pub struct RedriveArgs {
     /// The execution's ARN.
     pub execution_arn: String,

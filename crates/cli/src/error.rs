@@ -145,9 +145,17 @@ fn first_clause(message: &str) -> String {
 
 /// Whether a text carries Rust `Debug` formatting, which never reaches the user.
 pub fn looks_like_debug(text: &str) -> bool {
-    ["{ ", "Some(", "None,", "ServiceError", "raw:", "Response {", "DispatchFailure("]
-        .iter()
-        .any(|p| text.contains(p))
+    [
+        "{ ",
+        "Some(",
+        "None,",
+        "ServiceError",
+        "raw:",
+        "Response {",
+        "DispatchFailure(",
+    ]
+    .iter()
+    .any(|p| text.contains(p))
 }
 
 /// Where the command points and who it is, for the fix of an AWS error.
@@ -252,11 +260,18 @@ impl AwsFailure {
     }
 
     /// Whether the endpoint does not implement the operation (an emulator;
-    /// AWS implements every operation the CLI calls).
+    /// AWS implements every operation the CLI calls, and its 5xx answers
+    /// carry an error code): 501, a "not implemented" message, or a 500
+    /// without an AWS error code from an endpoint other than AWS.
     pub fn is_not_implemented(&self) -> bool {
-        self.status == Some(501)
+        let bare_500 = self.status == Some(500) && self.code.is_none() && context().endpoint.is_some();
+        bare_500
+            || self.status == Some(501)
             || self.code().is_some_and(|c| c.contains("NotImplemented"))
-            || self.message.as_deref().is_some_and(|m| m.contains("not been implemented"))
+            || self
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("not been implemented"))
             || self.detail.contains("has not been implemented")
     }
 
@@ -306,7 +321,9 @@ impl AwsFailure {
             None => format!("AWS in {}", ctx.region.as_deref().unwrap_or("the default region")),
         };
         let endpoint_fix = match &ctx.endpoint {
-            Some(_) => "check --endpoint-url (or AWS_ENDPOINT_URL); for the local stack run `make stack-up` and export what it prints",
+            Some(_) => {
+                "check --endpoint-url (or AWS_ENDPOINT_URL); for the local stack run `make stack-up` and export what it prints"
+            }
             None => "check your network and proxy (HTTPS_PROXY), and --region",
         };
         let who = match &ctx.profile {
@@ -353,7 +370,11 @@ impl AwsFailure {
             (None, Some(code))
                 if matches!(
                     code.as_str(),
-                    "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "SlowDown" | "RequestLimitExceeded"
+                    "ThrottlingException"
+                        | "Throttling"
+                        | "TooManyRequestsException"
+                        | "SlowDown"
+                        | "RequestLimitExceeded"
                 ) =>
             {
                 (
@@ -396,10 +417,7 @@ mod tests {
             first_clause("dispatch failure: io error: tcp connect error: Connection refused (os error 111)"),
             "dispatch failure: io error: tcp connect error: Connection refused (os error 111)"
         );
-        assert_eq!(
-            first_clause("ServiceError(ServiceError { source: x }): boom"),
-            "boom"
-        );
+        assert_eq!(first_clause("ServiceError(ServiceError { source: x }): boom"), "boom");
         assert!(!looks_like_debug(&first_clause("Some(Response { raw: 1 })")));
     }
 

@@ -210,7 +210,10 @@ mod tests {
 
     #[test]
     fn a_bare_date_is_midnight_utc() {
-        assert_eq!(parse_time("--cutoff", "2026-01-31").ok().as_deref(), Some("2026-01-31T00:00:00Z"));
+        assert_eq!(
+            parse_time("--cutoff", "2026-01-31").ok().as_deref(),
+            Some("2026-01-31T00:00:00Z")
+        );
         assert_eq!(
             parse_time("--cutoff", "2026-01-31T12:30:00+02:00").ok().as_deref(),
             Some("2026-01-31T10:30:00Z")

@@ -296,9 +296,7 @@ fn render(plan: &GroupPlan) -> String {
             "bytes are UTF-8 message bytes of the events read; CloudWatch bills storage on compressed size, so the saving is an upper bound"
         );
     } else {
-        let stored = plan
-            .group_stored_bytes
-            .map_or_else(|| "unknown".to_string(), bytes);
+        let stored = plan.group_stored_bytes.map_or_else(|| "unknown".to_string(), bytes);
         let _ = writeln!(
             out,
             "replay: counted message bytes. ~ export and delete: the group's storedBytes ({stored}, DescribeLogGroups) apportioned to the streams by their time span; ? not counted: --exact counts them"

@@ -37,7 +37,9 @@ pub async fn describe_group(aws: &Aws, group: &str) -> CliResult<Option<GroupFac
             .map_err(|e| {
                 let f = AwsFailure::of("DescribeLogGroups", &e);
                 if f.code() == Some("InvalidParameterException") {
-                    f.input(format!("--group {group:?} is not a valid log group name: names use letters, digits and _ - / . #"))
+                    f.input(format!(
+                        "--group {group:?} is not a valid log group name: names use letters, digits and _ - / . #"
+                    ))
                 } else {
                     f.generic(&format!("log group {group}"))
                 }
@@ -295,12 +297,20 @@ fn policy_fix(bucket: &str, prefix: &str, region: &str) -> String {
 async fn data_protection(aws: &Aws, group: &str) -> Vec<(&'static str, bool)> {
     let logs = aws.logs();
     let mut found = Vec::new();
-    match logs.get_data_protection_policy().log_group_identifier(group).send().await {
+    match logs
+        .get_data_protection_policy()
+        .log_group_identifier(group)
+        .send()
+        .await
+    {
         Ok(out) => found.push((
             "on the log group",
             out.policy_document().is_some_and(|d| !d.trim().is_empty()),
         )),
-        Err(e) => unchecked(AwsFailure::of("GetDataProtectionPolicy", &e), "logs:GetDataProtectionPolicy"),
+        Err(e) => unchecked(
+            AwsFailure::of("GetDataProtectionPolicy", &e),
+            "logs:GetDataProtectionPolicy",
+        ),
     }
     match logs
         .describe_account_policies()
@@ -309,7 +319,10 @@ async fn data_protection(aws: &Aws, group: &str) -> Vec<(&'static str, bool)> {
         .await
     {
         Ok(out) => found.push(("for the whole account", !out.account_policies().is_empty())),
-        Err(e) => unchecked(AwsFailure::of("DescribeAccountPolicies", &e), "logs:DescribeAccountPolicies"),
+        Err(e) => unchecked(
+            AwsFailure::of("DescribeAccountPolicies", &e),
+            "logs:DescribeAccountPolicies",
+        ),
     }
     found
 }
@@ -358,11 +371,14 @@ pub fn allows_logs_put(policy: &str, bucket: &str, prefix: &str, group: &str, re
             Value::String(p) => p == "*",
             Value::Object(o) => {
                 o.get("AWS").is_some_and(|a| list(a).iter().any(|p| p == "*"))
-                    || o.get("Service").is_some_and(|v| list(v).iter().any(|p| services.contains(p)))
+                    || o.get("Service")
+                        .is_some_and(|v| list(v).iter().any(|p| services.contains(p)))
             }
             _ => false,
         };
-        let action = list(&s["Action"]).iter().any(|a| glob(&a.to_lowercase(), "s3:putobject"));
+        let action = list(&s["Action"])
+            .iter()
+            .any(|a| glob(&a.to_lowercase(), "s3:putobject"));
         let resource = list(&s["Resource"]).iter().any(|r| {
             ["aws", "aws-cn", "aws-us-gov"]
                 .iter()
@@ -423,9 +439,15 @@ mod tests {
             json!("arn:aws:s3:::b/cwl-archiver/*"),
         );
         assert!(allows_logs_put(&p, "b", "cwl-archiver", "/aws/lambda/x", "eu-west-1"));
-        assert!(!allows_logs_put(&p, "b", "cwl-archiver", "/x", "us-east-1"), "another region's service");
+        assert!(
+            !allows_logs_put(&p, "b", "cwl-archiver", "/x", "us-east-1"),
+            "another region's service"
+        );
         assert!(!allows_logs_put(&p, "b", "other", "/x", "eu-west-1"), "another prefix");
-        assert!(!allows_logs_put(&p, "c", "cwl-archiver", "/x", "eu-west-1"), "another bucket");
+        assert!(
+            !allows_logs_put(&p, "c", "cwl-archiver", "/x", "eu-west-1"),
+            "another bucket"
+        );
     }
 
     #[test]
@@ -436,7 +458,11 @@ mod tests {
             json!(["arn:aws:s3:::b", "arn:aws:s3:::b/*"]),
         );
         assert!(allows_logs_put(&p, "b", "p", "/g", "us-east-1"));
-        let read_only = policy(json!({"Service": "logs.us-east-1.amazonaws.com"}), json!("s3:GetBucketAcl"), json!("*"));
+        let read_only = policy(
+            json!({"Service": "logs.us-east-1.amazonaws.com"}),
+            json!("s3:GetBucketAcl"),
+            json!("*"),
+        );
         assert!(!allows_logs_put(&read_only, "b", "p", "/g", "us-east-1"));
         assert!(!allows_logs_put("not json", "b", "p", "/g", "us-east-1"));
         assert!(glob("a*c?e", "abbbcde"));

@@ -14,12 +14,14 @@ use crate::view::RunView;
 use crate::watch;
 
 #[derive(clap::Args)]
-#[command(long_about = "Show a run: totals first, a summary by action, then the first streams (--all for every \
+#[command(
+    long_about = "Show a run: totals first, a summary by action, then the first streams (--all for every \
     row, --limit N for more).\n\n\
     SOURCE is the report object (s3://BUCKET/KEY, or KEY with --bucket; runs write it at \
     {prefix}/{group path}/@runs/{runId}/report.json) or an execution ARN. --latest --group G shows the \
     group's newest run instead (its executions through --state-machine-arn, its reports through --bucket).\n\n\
-    --json prints the same shape as `watch --json` (see the README).")]
+    --json prints the same shape as `watch --json` (see the README)."
+)]
 pub struct ReportArgs {
     /// s3://BUCKET/KEY of a report.json, a KEY with --bucket, or an execution ARN.
     #[arg(required_unless_present = "latest", conflicts_with = "latest")]
@@ -207,7 +209,8 @@ pub async fn execution_view(aws: &Aws, arn: &str) -> CliResult<RunView> {
         // The output's run id is the one the keys carry.
         view.run_id = None;
         view.merge_report(&output);
-        view.run_id.get_or_insert_with(|| watch::execution_name(arn).to_string());
+        view.run_id
+            .get_or_insert_with(|| watch::execution_name(arn).to_string());
         if output["status"] == "GROUP_BUSY" {
             view.status = Some("GROUP_BUSY".into());
         }

@@ -22,11 +22,13 @@ const MAX_DESCRIBED: usize = 200;
 const MAX_REPORTS: usize = 200;
 
 #[derive(clap::Args)]
-#[command(long_about = "List a group's runs, newest first: their status, mode, cutoff and totals. Executions come \
+#[command(
+    long_about = "List a group's runs, newest first: their status, mode, cutoff and totals. Executions come \
     from the state machine (--state-machine-arn, or CWL_ARCHIVER_STATE_MACHINE_ARN), reports from the \
     bucket (--bucket, or CWL_ARCHIVER_BUCKET); give either or both. Executions are matched to the group \
     by their input (the newest 200 whose name fits the group or was given by the account-wide state \
-    machine are read).")]
+    machine are read)."
+)]
 pub struct RunsArgs {
     /// The log group.
     #[arg(long, value_name = "NAME")]
@@ -118,7 +120,10 @@ impl RunRow {
         ) {
             self.report.get_or_insert_with(|| format!("s3://{b}/{k}"));
         }
-        if let Some(t) = report.get("totals").and_then(|t| serde_json::from_value(t.clone()).ok()) {
+        if let Some(t) = report
+            .get("totals")
+            .and_then(|t| serde_json::from_value(t.clone()).ok())
+        {
             self.totals = Some(t);
         }
     }
@@ -178,7 +183,11 @@ pub async fn collect(aws: &Aws, q: &RunsQuery) -> CliResult<Vec<RunRow>> {
             // The execution this report belongs to: by ARN, by name (= run id),
             // or (earlier versions) by a name ending in the run id.
             let at = rows.iter().position(|r| {
-                let name = r.execution_arn.as_deref().map(watch::execution_name).unwrap_or_default();
+                let name = r
+                    .execution_arn
+                    .as_deref()
+                    .map(watch::execution_name)
+                    .unwrap_or_default();
                 (arn.is_some() && r.execution_arn == arn)
                     || (!run_id.is_empty() && (name == run_id || name.ends_with(&format!("-{run_id}"))))
             });
@@ -346,7 +355,10 @@ pub async fn run(args: RunsArgs, aws_args: &AwsArgs) -> CliResult {
         ]);
     }
     anstream::print!("{}", table.render());
-    println!("show one with `cwl-archiver report RUN` (an execution ARN or s3:// report), the newest with `cwl-archiver report --latest --group {}`", args.group);
+    println!(
+        "show one with `cwl-archiver report RUN` (an execution ARN or s3:// report), the newest with `cwl-archiver report --latest --group {}`",
+        args.group
+    );
     Ok(())
 }
 
@@ -366,7 +378,11 @@ mod tests {
         for name in ["ops-orders-20261124T103712Z-beef", "ops-orders-20261124T000000Z"] {
             assert!(name_head(name).iter().any(|h| token.ends_with(h)), "{name}");
         }
-        assert!(!name_head("other-20261124T103712Z-beef").iter().any(|h| token.ends_with(h)));
+        assert!(
+            !name_head("other-20261124T103712Z-beef")
+                .iter()
+                .any(|h| token.ends_with(h))
+        );
         assert!(uuid_like("0b6f4c2e-2d5e-4c2a-9f0e-1a2b3c4d5e6f"));
     }
 }

@@ -333,7 +333,10 @@ mod tests {
         assert!(long.len() <= 80, "{long}");
         assert!(long.starts_with(&"x".repeat(40)));
         for n in [name, long, execution_name("/-/", now(), 7)] {
-            assert!(n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{n}");
+            assert!(
+                n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "{n}"
+            );
         }
         let a: Vec<u16> = (0..8).map(|_| random_u16()).collect();
         assert!(a.iter().any(|x| *x != a[0]), "{a:?}");
@@ -391,12 +394,21 @@ mod tests {
         assert_eq!(body["cutoff"], "2026-11-22T22:00:00Z");
         let days = Cli::parse_from(["x", "--group", "/g", "--older-than", "2w", "--bucket", "bkt"]);
         let (_, body) = execution_input(&days.start.run, &days.start.exec, now()).unwrap();
-        assert_eq!(body, json!({"logGroupName": "/g", "olderThanDays": 14, "bucket": "bkt", "mode": "rebuild"}));
+        assert_eq!(
+            body,
+            json!({"logGroupName": "/g", "olderThanDays": 14, "bucket": "bkt", "mode": "rebuild"})
+        );
     }
 
     #[test]
     fn only_yes_confirms() {
-        for (answer, yes) in [("y\n", true), ("YES\n", true), ("\n", false), ("no\n", false), ("", false)] {
+        for (answer, yes) in [
+            ("y\n", true),
+            ("YES\n", true),
+            ("\n", false),
+            ("no\n", false),
+            ("", false),
+        ] {
             assert_eq!(confirm("?", &mut answer.as_bytes()), yes, "{answer:?}");
         }
     }

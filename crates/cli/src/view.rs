@@ -172,7 +172,9 @@ impl RunView {
             let _ = writeln!(out, "execution:  {arn}");
         }
         if let Some(held) = &self.held_by {
-            let by = text(held, "executionArn").or_else(|| text(held, "runId")).unwrap_or_else(unknown);
+            let by = text(held, "executionArn")
+                .or_else(|| text(held, "runId"))
+                .unwrap_or_else(unknown);
             let since = text(held, "since").map(|s| format!(" since {s}")).unwrap_or_default();
             let _ = writeln!(
                 out,

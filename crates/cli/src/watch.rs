@@ -27,11 +27,13 @@ use crate::view::{RunView, summarize_cause};
 pub const DEFAULT_INTERVAL: u64 = 2;
 
 #[derive(clap::Args)]
-#[command(long_about = "Follow a running execution with progress (the phase, then streams done, elapsed time and \
+#[command(
+    long_about = "Follow a running execution with progress (the phase, then streams done, elapsed time and \
     the time left), then show the run: totals first, a summary by action, then the first streams.\n\n\
     Ctrl-C stops following, not the run: it goes on in Step Functions (stop it with `cwl-archiver stop ARN`); \
     the exit code is then 130. A failed execution exits 1 with its error and cause; a run that did not \
-    start because another run held the group exits 3.")]
+    start because another run held the group exits 3."
+)]
 pub struct WatchArgs {
     /// The execution's ARN, as `start` prints it.
     pub execution_arn: String,
@@ -179,7 +181,10 @@ pub fn duration(d: Duration) -> String {
 fn streams_line(done: u64, total: u64, elapsed: Duration, map_elapsed: Duration) -> String {
     let eta = if done > 0 && done < total {
         let per = map_elapsed.as_secs_f64() / done as f64;
-        format!(", ETA {}", duration(Duration::from_secs_f64(per * (total - done) as f64)))
+        format!(
+            ", ETA {}",
+            duration(Duration::from_secs_f64(per * (total - done) as f64))
+        )
     } else {
         String::new()
     };
@@ -230,7 +235,11 @@ pub async fn follow_and_show(aws: &Aws, arn: &str, interval: u64, show: &ShowFla
         cause: ended.cause.clone(),
         ..RunView::default()
     };
-    if let Some(output) = ended.output.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()) {
+    if let Some(output) = ended
+        .output
+        .as_deref()
+        .and_then(|o| serde_json::from_str::<Value>(o).ok())
+    {
         view.merge_report(&output);
         if output["status"] == "GROUP_BUSY" {
             view.status = Some("GROUP_BUSY".into());

@@ -573,7 +573,11 @@ async fn count_split(
         match cursor.next_page().await? {
             Page::Events(events) => {
                 for e in events {
-                    let side = if e.timestamp < split_ms { &mut before } else { &mut after };
+                    let side = if e.timestamp < split_ms {
+                        &mut before
+                    } else {
+                        &mut after
+                    };
                     side.events = side.events.map(|n| n + 1);
                     side.bytes += e.message.len() as u64;
                 }
@@ -637,7 +641,9 @@ mod tests {
         let now = Utc::now();
         let aws = seeded(now.timestamp_millis());
         let settings = request().settings(now).unwrap();
-        plan_group(aws.logs.clone(), &settings, &options, &|_| {}).await.unwrap()
+        plan_group(aws.logs.clone(), &settings, &options, &|_| {})
+            .await
+            .unwrap()
     }
 
     fn exact() -> PlanOptions {
@@ -666,7 +672,11 @@ mod tests {
         let active = row("active");
         assert_eq!((active.class.as_str(), active.action.as_str()), ("skip", "none"));
         assert!(active.reason.unwrap().contains("quiet period"));
-        assert_eq!(active.export, Amount::counted(1, 1), "a skipped stream is still exported");
+        assert_eq!(
+            active.export,
+            Amount::counted(1, 1),
+            "a skipped stream is still exported"
+        );
         assert_eq!(active.delete, Amount::counted(0, 0));
 
         assert_eq!(plan.totals.replay.events, Some(kept));
@@ -690,7 +700,10 @@ mod tests {
         let expired = row("expired");
         assert!(expired.export.estimated && expired.export.events.is_none());
         assert!(expired.export.bytes > 0);
-        assert_eq!(expired.delete, expired.export, "nothing exported before: delete = export");
+        assert_eq!(
+            expired.delete, expired.export,
+            "nothing exported before: delete = export"
+        );
         // The shares of every stream's whole span add up to the group's bytes.
         assert!(plan.totals.export.bytes <= 1_000_000);
         assert!(!plan.totals.replay.estimated, "replays are always counted");
@@ -751,7 +764,9 @@ mod tests {
         }
         .settings(now)
         .unwrap();
-        let plan = plan_group(aws.logs.clone(), &settings, &exact(), &|_| {}).await.unwrap();
+        let plan = plan_group(aws.logs.clone(), &settings, &exact(), &|_| {})
+            .await
+            .unwrap();
         let mixed = plan.streams.iter().find(|r| r.stream == "mixed").unwrap();
         assert_eq!((mixed.class.as_str(), mixed.action.as_str()), ("skip", "none"));
         assert_eq!(plan.mode, "expired-only");

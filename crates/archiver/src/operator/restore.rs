@@ -128,7 +128,12 @@ pub async fn restore_events(archive: &dyn ArchiveStore, request: &RestoreRequest
         && !restored.exported_streams.contains(stream)
     {
         const SHOWN: usize = 10;
-        let names: Vec<&str> = restored.exported_streams.iter().take(SHOWN).map(String::as_str).collect();
+        let names: Vec<&str> = restored
+            .exported_streams
+            .iter()
+            .take(SHOWN)
+            .map(String::as_str)
+            .collect();
         let more = restored.exported_streams.len().saturating_sub(SHOWN);
         return Err(ArchiverError::invalid(
             "stream",
@@ -137,7 +142,11 @@ pub async fn restore_events(archive: &dyn ArchiveStore, request: &RestoreRequest
                 request.log_group_name,
                 restored.exported_streams.len(),
                 names.join(", "),
-                if more > 0 { format!(", and {more} more") } else { String::new() }
+                if more > 0 {
+                    format!(", and {more} more")
+                } else {
+                    String::new()
+                }
             ),
         ));
     }
@@ -478,7 +487,9 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("they hold 2 stream(s): a, b/c"), "{err}");
         // A known stream with nothing in the window is no error.
-        let none = restore_events(&archive, &request(Some("a"), 25 * DAY, 30 * DAY)).await.unwrap();
+        let none = restore_events(&archive, &request(Some("a"), 25 * DAY, 30 * DAY))
+            .await
+            .unwrap();
         assert_eq!(none.events(), 0);
     }
 
