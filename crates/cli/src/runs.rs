@@ -180,8 +180,9 @@ pub async fn collect(aws: &Aws, q: &RunsQuery) -> CliResult<Vec<RunRow>> {
             let url = format!("s3://{bucket}/{key}");
             let run_id = report["runId"].as_str().unwrap_or_default().to_string();
             let arn = report["executionArn"].as_str().map(str::to_string);
-            // The execution this report belongs to: by ARN, by name (= run id),
-            // or (earlier versions) by a name ending in the run id.
+            // The execution this report belongs to: by ARN, by the report its
+            // output names, by name (= run id), or (earlier versions) by a name
+            // ending in the run id.
             let at = rows.iter().position(|r| {
                 let name = r
                     .execution_arn
@@ -189,6 +190,7 @@ pub async fn collect(aws: &Aws, q: &RunsQuery) -> CliResult<Vec<RunRow>> {
                     .map(watch::execution_name)
                     .unwrap_or_default();
                 (arn.is_some() && r.execution_arn == arn)
+                    || r.report.as_deref() == Some(url.as_str())
                     || (!run_id.is_empty() && (name == run_id || name.ends_with(&format!("-{run_id}"))))
             });
             match at {
