@@ -110,7 +110,13 @@ impl From<archiver::ArchiverError> for CliError {
     fn from(e: archiver::ArchiverError) -> Self {
         let detail = format!("{e}");
         let error = match &e {
-            archiver::ArchiverError::InvalidInput(_) => CliError::input(e.to_string()),
+            archiver::ArchiverError::InvalidInput(problems) => CliError::input(
+                problems
+                    .iter()
+                    .map(|p| format!("{}: {}", flag_of(&p.field), p.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
             archiver::ArchiverError::Throttled { operation, .. } => CliError::failed(format!(
                 "{operation}: ThrottlingException: AWS kept refusing calls over the account's quota after retries; try again in a minute, or lower the concurrency"
             )),
@@ -120,6 +126,28 @@ impl From<archiver::ArchiverError> for CliError {
             _ => CliError::failed(e.to_string()),
         };
         error.with_detail(detail)
+    }
+}
+
+/// The command-line flag of an execution input field (`quietMinutes` is
+/// `--quiet-minutes`, `logGroupName` is `--group`).
+pub fn flag_of(field: &str) -> String {
+    match field {
+        "logGroupName" | "group" => "--group".into(),
+        "olderThanDays" => "--older-than".into(),
+        "input" => "the input".into(),
+        other => {
+            let mut flag = String::from("--");
+            for c in other.chars() {
+                if c.is_ascii_uppercase() {
+                    flag.push('-');
+                    flag.push(c.to_ascii_lowercase());
+                } else {
+                    flag.push(c);
+                }
+            }
+            flag
+        }
     }
 }
 
@@ -419,6 +447,17 @@ mod tests {
         );
         assert_eq!(first_clause("ServiceError(ServiceError { source: x }): boom"), "boom");
         assert!(!looks_like_debug(&first_clause("Some(Response { raw: 1 })")));
+    }
+
+    #[test]
+    fn input_problems_name_the_flags() {
+        let e = CliError::from(archiver::ArchiverError::InvalidInput(vec![
+            archiver::domain::input::InputProblem::new("quietMinutes", "must be between 0 and 10080"),
+            archiver::domain::input::InputProblem::new("logGroupName", "is required"),
+        ]));
+        assert_eq!(e.message, "--quiet-minutes: must be between 0 and 10080; --group: is required");
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(flag_of("into-group"), "--into-group");
     }
 
     #[test]

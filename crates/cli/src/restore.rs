@@ -36,7 +36,7 @@ pub struct RestoreArgs {
     #[arg(long)]
     to: String,
     /// The archive bucket.
-    #[arg(long)]
+    #[arg(long, env = "CWL_ARCHIVER_BUCKET", value_name = "BUCKET")]
     bucket: String,
     /// The archiver's key prefix in the bucket.
     #[arg(long, default_value = archiver::domain::input::DEFAULT_PREFIX)]

@@ -347,7 +347,14 @@ pub async fn run(args: RunsArgs, aws_args: &AwsArgs) -> CliResult {
             r.mode.clone().unwrap_or_else(dash),
             r.cutoff.clone().unwrap_or_else(dash),
             t.map(streams).filter(|s| !s.is_empty()).unwrap_or_else(dash),
-            t.map(|t| format!("{} ev", t.events_replayed)).unwrap_or_else(dash),
+            t.map(|t| {
+                if r.mode.as_deref() == Some("plan") {
+                    format!("{} ev (plan)", t.events_replayed)
+                } else {
+                    format!("{} ev", t.events_replayed)
+                }
+            })
+            .unwrap_or_else(dash),
             t.map(|t| bytes(t.export_bytes)).unwrap_or_else(dash),
             r.execution_arn
                 .clone()
