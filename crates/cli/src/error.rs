@@ -455,7 +455,10 @@ mod tests {
             archiver::domain::input::InputProblem::new("quietMinutes", "must be between 0 and 10080"),
             archiver::domain::input::InputProblem::new("logGroupName", "is required"),
         ]));
-        assert_eq!(e.message, "--quiet-minutes: must be between 0 and 10080; --group: is required");
+        assert_eq!(
+            e.message,
+            "--quiet-minutes: must be between 0 and 10080; --group: is required"
+        );
         assert_eq!(e.exit_code(), 2);
         assert_eq!(flag_of("into-group"), "--into-group");
     }
