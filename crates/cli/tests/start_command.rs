@@ -451,3 +451,65 @@ async fn a_data_protected_group_needs_allow_masked_archive_for_a_destructive_mod
     .await;
     assert_ok(&o);
 }
+
+/// On a terminal (a pseudo-terminal from `script`), a destructive mode shows
+/// the plan's summary and asks; only a yes starts the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_terminal_a_destructive_mode_asks_first() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to make a pseudo-terminal");
+        return;
+    }
+    let stack = Stack::start(1.0).await.unwrap();
+    seed(&stack, "/cli/asked").await;
+    archive_bucket(&stack, BUCKET).await;
+    let bin = env!("CARGO_BIN_EXE_cwl-archiver");
+    let line = format!("{bin} start --group /cli/asked --older-than 3d --bucket {BUCKET} --poll-seconds 1");
+    let ask = |answer: &'static str| {
+        let cmd = command(stack.emulator.endpoint(), Some(&stack));
+        let mut script = std::process::Command::new("script");
+        script.args(["-q", "-e", "-c", &line, "/dev/null"]);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => script.env(k, v),
+                None => script.env_remove(k),
+            };
+        }
+        script
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut child = script.spawn().unwrap();
+                // Answer once the question is up.
+                std::thread::sleep(std::time::Duration::from_secs(4));
+                use std::io::Write;
+                let _ = child.stdin.take().unwrap().write_all(answer.as_bytes());
+                child.wait_with_output().unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let no = ask("n\n").await;
+    let text = format!("{}{}", stdout(&no), stderr(&no));
+    assert_eq!(no.status.code(), Some(2), "{text}");
+    assert!(text.contains("plan of /cli/asked"), "{text}");
+    assert!(text.contains("deletes 1 stream(s), rebuilds 1"), "{text}");
+    assert!(text.contains("[y/N]"), "{text}");
+    assert!(text.contains("not started"), "{text}");
+    let none = stack
+        .emulator
+        .sfn()
+        .list_executions()
+        .state_machine_arn(&stack.state_machine_arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(none.executions().is_empty());
+    let yes = ask("y\n").await;
+    let text = format!("{}{}", stdout(&yes), stderr(&yes));
+    assert_eq!(yes.status.code(), Some(0), "{text}");
+    assert!(text.contains(":execution:"), "{text}");
+}
