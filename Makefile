@@ -1,7 +1,7 @@
 # cwl-archiver: every set-up step the README promises lives here.
 #   make demo   build, start the local stack, archive a realistic log group, print what happened
 #   make test   lint and the whole test suite, end-to-end scenarios included
-#   make build  the four Lambdas, zipped for provided.al2023; make deploy  SAM deploy
+#   make build  the four Lambdas, zipped for provided.al2023, and the cwl-archiver CLI; make deploy  SAM deploy
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -70,8 +70,18 @@ lint-tools: ## install cfn-lint, the SAM CLI, checkov and parliament (pinned, in
 	@# All at once: most of a cold install is waiting on downloads.
 	@$(MAKE) --no-print-directory -j3 $(SAM_STAMP) $(CHECKOV_STAMP) $(PARLIAMENT_STAMP)
 
+CLI_OUT := target/release/cli
+
+.PHONY: build-cli
+build-cli: ## the cwl-archiver CLI (release) with its man page and shell completions, under target/release/
+	$(CARGO) build --release -p cwl-archiver-cli
+	@mkdir -p $(CLI_OUT)/completions
+	target/release/cwl-archiver man > $(CLI_OUT)/cwl-archiver.1
+	@for shell in bash zsh fish elvish powershell; do target/release/cwl-archiver completions $$shell > $(CLI_OUT)/completions/cwl-archiver.$$shell; done
+	@echo "built target/release/cwl-archiver, $(CLI_OUT)/cwl-archiver.1 and $(CLI_OUT)/completions/"
+
 .PHONY: build
-build: $(TOOLS_STAMP) ## the four Lambdas for provided.al2023 (ARCH=arm64 or x86_64), zipped under target/lambda/
+build: $(TOOLS_STAMP) build-cli ## the four Lambdas for provided.al2023 (ARCH=arm64 or x86_64), zipped under target/lambda/, and the CLI
 	@case "$(ARCH)" in arm64) target=aarch64-unknown-linux-gnu; flag=--arm64;; x86_64) target=x86_64-unknown-linux-gnu; flag=--x86-64;; \
 		*) echo "ARCH must be arm64 or x86_64, not $(ARCH)"; exit 1;; esac; \
 	if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$$target"; then \

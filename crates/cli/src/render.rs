@@ -4,15 +4,24 @@
 use std::fmt::Write as _;
 
 use anstyle::{AnsiColor, Style};
-use archiver::workflow::RunReport;
 
 const BOLD: Style = Style::new().bold();
 const RED: Style = AnsiColor::Red.on_default().bold();
 const YELLOW: Style = AnsiColor::Yellow.on_default();
 
-/// Prints an error on stderr.
-pub fn error(message: &str) {
-    anstream::eprintln!("{RED}error:{RED:#} {message}");
+/// Prints an error on stderr: one line, and with `--debug` its detail.
+pub fn error(e: &crate::error::CliError) {
+    anstream::eprintln!("{RED}error:{RED:#} {}", e.message);
+    if crate::error::debug()
+        && let Some(detail) = &e.detail
+    {
+        anstream::eprintln!("debug: {detail}");
+    }
+}
+
+/// Prints a note on stderr.
+pub fn note(message: &str) {
+    anstream::eprintln!("{message}");
 }
 
 /// Prints a warning on stderr.
@@ -104,81 +113,6 @@ pub fn usd(amount: f64) -> String {
     } else {
         format!("${amount:.4}")
     }
-}
-
-/// A run report as text: the per-stream table (when the report has the
-/// outcomes) and the totals.
-pub fn run_report(report: &RunReport) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}",
-        heading(&format!(
-            "run {} of {} (mode {}, cutoff {})",
-            report.run_id,
-            report.log_group_name,
-            report.mode.as_str(),
-            report.cutoff
-        ))
-    );
-    if !report.outcomes.is_empty() {
-        let mut table = Table::new(&[
-            ("stream", false),
-            ("action", false),
-            ("events replayed", true),
-            ("bytes replayed", true),
-            ("reason", false),
-        ]);
-        for o in &report.outcomes {
-            table.row(vec![
-                o.stream.clone(),
-                o.action.clone(),
-                o.events_replayed.to_string(),
-                bytes(o.bytes_replayed),
-                o.reason.clone().unwrap_or_default(),
-            ]);
-        }
-        out.push('\n');
-        out.push_str(&table.render());
-        out.push('\n');
-    }
-    let t = &report.totals;
-    let streams: Vec<String> = t.streams.iter().map(|(action, n)| format!("{action} {n}")).collect();
-    let none = "none".to_string();
-    let _ = writeln!(
-        out,
-        "streams:          {}",
-        if streams.is_empty() { none } else { streams.join(", ") }
-    );
-    let _ = writeln!(
-        out,
-        "export:           {} object(s), {}{}",
-        t.export_objects,
-        bytes(t.export_bytes),
-        report
-            .export_task_id
-            .as_deref()
-            .map(|id| format!(" (task {id})"))
-            .unwrap_or_default()
-    );
-    let _ = writeln!(
-        out,
-        "replayed:         {} event(s), {} re-ingested, est. {}",
-        t.events_replayed,
-        bytes(t.bytes_replayed),
-        usd(t.estimated_reingestion_usd)
-    );
-    let _ = writeln!(
-        out,
-        "deleted streams:  {} in this run's export",
-        bytes(t.deleted_streams_export_bytes)
-    );
-    let _ = writeln!(
-        out,
-        "report:           s3://{}/{}",
-        report.report_bucket, report.report_key
-    );
-    out
 }
 
 #[cfg(test)]

@@ -3,11 +3,12 @@
 use std::io::Write;
 
 use archiver::operator::restore::{ReingestTarget, RestoreRequest, reingest, restore_events};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
-use crate::aws::AwsArgs;
+use crate::aws::{Aws, AwsArgs};
+use crate::error::{AwsFailure, CliError, CliResult};
+use crate::flags::parse_time_ms;
 use crate::render::{self, Table};
-use crate::{CliError, CliResult};
 
 #[derive(clap::Args)]
 #[command(
@@ -17,7 +18,9 @@ use crate::{CliError, CliResult};
     with --into-group.\n\n\
     Re-ingestion follows the PutLogEvents rules: events older than 14 days, older than the target \
     group's retention or more than 2 h in the future are not sent; they are counted and reported \
-    (get them as JSON lines instead)."
+    (get them as JSON lines instead). Re-ingestion is idempotent: events the target stream holds \
+    already (same timestamp and message, counted) are not written again, so a restore can be run \
+    twice or resumed after a failure."
 )]
 pub struct RestoreArgs {
     /// The archived log group.
@@ -33,7 +36,7 @@ pub struct RestoreArgs {
     #[arg(long)]
     to: String,
     /// The archive bucket.
-    #[arg(long)]
+    #[arg(long, env = "CWL_ARCHIVER_BUCKET", value_name = "BUCKET")]
     bucket: String,
     /// The archiver's key prefix in the bucket.
     #[arg(long, default_value = archiver::domain::input::DEFAULT_PREFIX)]
@@ -54,20 +57,28 @@ struct Line<'a> {
     message: &'a str,
 }
 
-/// RFC 3339, or a date at midnight UTC.
 fn parse_time(flag: &str, text: &str) -> CliResult<i64> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.timestamp_millis());
+    parse_time_ms(flag, text)
+}
+
+/// The bucket exists (the library would read a missing bucket as "no checkpoint").
+async fn check_bucket(aws: &Aws, bucket: &str) -> CliResult {
+    match aws.s3().head_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let f = AwsFailure::of("HeadBucket", &e);
+            match f.status {
+                Some(404) => Err(f.input(format!(
+                    "--bucket {bucket}: NoSuchBucket: no bucket {bucket} in this account; check the name and --region"
+                ))),
+                Some(301) => Err(f.input(format!(
+                    "--bucket {bucket}: the bucket is in another region than {}: give --region with the bucket's (and the archived group's) region",
+                    aws.region
+                ))),
+                _ => Err(f.generic(&format!("bucket {bucket}"))),
+            }
+        }
     }
-    if let Some(t) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-    {
-        return Ok(t.and_utc().timestamp_millis());
-    }
-    Err(CliError::Input(format!(
-        "{flag} {text:?}: write an RFC 3339 time (2026-01-31T12:00:00Z) or a date (2026-01-31)"
-    )))
 }
 
 fn iso(ms: i64) -> String {
@@ -85,7 +96,12 @@ pub async fn run(args: RestoreArgs, aws: &AwsArgs) -> CliResult {
         bucket: args.bucket.clone(),
         prefix: args.prefix.trim_matches('/').to_string(),
     };
-    let clients = aws.clients().await;
+    if request.from_ms >= request.to_ms {
+        return Err(CliError::input("--from must be earlier than --to: the window is empty"));
+    }
+    let aws = aws.load().await?;
+    check_bucket(&aws, &request.bucket).await?;
+    let clients = aws.clients();
     let restored = restore_events(clients.archive.as_ref(), &request).await?;
     for (from, until) in &restored.uncovered {
         render::warn(&format!(
@@ -109,8 +125,8 @@ pub async fn run(args: RestoreArgs, aws: &AwsArgs) -> CliResult {
                     timestamp: e.timestamp,
                     message: &e.message,
                 };
-                let line = serde_json::to_string(&line).map_err(|e| CliError::Failed(e.to_string()))?;
-                writeln!(out, "{line}").map_err(|e| CliError::Failed(format!("writing to stdout: {e}")))?;
+                let line = serde_json::to_string(&line).map_err(|e| CliError::failed(e.to_string()))?;
+                writeln!(out, "{line}").map_err(|e| CliError::failed(format!("writing to stdout: {e}")))?;
             }
         }
         return Ok(());
@@ -121,9 +137,10 @@ pub async fn run(args: RestoreArgs, aws: &AwsArgs) -> CliResult {
         now_ms: Utc::now().timestamp_millis(),
     };
     let report = reingest(clients.logs.as_ref(), &restored, &target).await?;
-    let mut table = Table::new(&[("stream", false), ("events written", true)]);
+    let mut table = Table::new(&[("stream", false), ("events written", true), ("already there", true)]);
     for (stream, n) in &report.written {
-        table.row(vec![stream.clone(), n.to_string()]);
+        let present = report.already_present.get(stream).copied().unwrap_or_default();
+        table.row(vec![stream.clone(), n.to_string(), present.to_string()]);
     }
     anstream::print!("{}", table.render());
     println!(
@@ -132,6 +149,12 @@ pub async fn run(args: RestoreArgs, aws: &AwsArgs) -> CliResult {
         target.log_group_name,
         report.batches
     );
+    if report.events_already_present() > 0 {
+        println!(
+            "not re-ingested: {} event(s) the target holds already (same timestamp and message)",
+            report.events_already_present()
+        );
+    }
     for r in &report.refused {
         println!(
             "not re-ingested: {} event(s) {} ({} .. {})",
@@ -158,6 +181,6 @@ mod tests {
     fn times_are_rfc3339_or_dates() {
         assert_eq!(parse_time("--from", "1970-01-02").ok(), Some(86_400_000));
         assert_eq!(parse_time("--from", "1970-01-01T00:00:01.5Z").ok(), Some(1_500));
-        assert!(matches!(parse_time("--to", "yesterday"), Err(CliError::Input(m)) if m.contains("--to")));
+        assert!(matches!(parse_time("--to", "yesterday"), Err(e) if e.message.contains("--to")));
     }
 }

@@ -7,7 +7,7 @@
 //! multi-line message whose later line starts with a timestamp from two
 //! events (see [`crate::domain::export_format`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +54,8 @@ pub struct Restored {
     /// Parts of the window no export on record covers (`[from, until)` in ms):
     /// events there were never archived, or fell out of the checkpoint's history.
     pub uncovered: Vec<(i64, i64)>,
+    /// Every stream the window's export objects hold (whatever `stream` asked for).
+    pub exported_streams: BTreeSet<String>,
 }
 
 impl Restored {
@@ -101,6 +103,7 @@ pub async fn restore_events(archive: &dyn ArchiveStore, request: &RestoreRequest
             let Some(parsed) = parse_export_key(&record.destination_prefix, &object.key) else {
                 continue;
             };
+            restored.exported_streams.insert(parsed.stream.clone());
             if request.stream.as_ref().is_some_and(|s| *s != parsed.stream) {
                 continue;
             }
@@ -119,6 +122,33 @@ pub async fn restore_events(archive: &dyn ArchiveStore, request: &RestoreRequest
                 }
             }
         }
+    }
+    if let Some(stream) = &request.stream
+        && !restored.exported_streams.is_empty()
+        && !restored.exported_streams.contains(stream)
+    {
+        const SHOWN: usize = 10;
+        let names: Vec<&str> = restored
+            .exported_streams
+            .iter()
+            .take(SHOWN)
+            .map(String::as_str)
+            .collect();
+        let more = restored.exported_streams.len().saturating_sub(SHOWN);
+        return Err(ArchiverError::invalid(
+            "stream",
+            format!(
+                "no stream {stream:?} in the exports of {:?} for this window; they hold {} stream(s): {}{}",
+                request.log_group_name,
+                restored.exported_streams.len(),
+                names.join(", "),
+                if more > 0 {
+                    format!(", and {more} more")
+                } else {
+                    String::new()
+                }
+            ),
+        ));
     }
     restored.streams.retain(|_, events| !events.is_empty());
     for events in restored.streams.values_mut() {
@@ -211,6 +241,10 @@ pub struct ReingestReport {
     pub batches: u64,
     /// Events not written, by reason; never silently dropped.
     pub refused: Vec<Refused>,
+    /// Events not written because the target stream holds them already
+    /// (same timestamp and message), per target stream: a restore run twice
+    /// writes nothing the second time.
+    pub already_present: BTreeMap<String, u64>,
 }
 
 impl ReingestReport {
@@ -223,6 +257,38 @@ impl ReingestReport {
     pub fn events_refused(&self) -> u64 {
         self.refused.iter().map(|r| r.events).sum()
     }
+
+    /// Events already in their target stream, in all.
+    pub fn events_already_present(&self) -> u64 {
+        self.already_present.values().sum()
+    }
+}
+
+/// The events of the target stream with timestamps in `[from_ms, to_ms]`,
+/// counted by (timestamp, message); empty when the stream does not exist.
+async fn present_events(
+    logs: &dyn LogStore,
+    group: &str,
+    stream: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<HashMap<(i64, String), u64>> {
+    let mut present = HashMap::new();
+    crate::workflow::read_events(
+        logs,
+        group,
+        stream,
+        from_ms,
+        Some(to_ms.saturating_add(1)),
+        None,
+        crate::workflow::ReadLimits::UNBOUNDED,
+        |e| {
+            *present.entry((e.timestamp, e.message)).or_insert(0) += 1;
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(present)
 }
 
 /// Writes the restored events into `target` with valid PutLogEvents batches,
@@ -285,6 +351,28 @@ pub async fn reingest(logs: &dyn LogStore, restored: &Restored, target: &Reinges
     for (stream, mut events) in by_target {
         // Several source streams may share one target: interleave them in time.
         events.sort_by_key(|e| e.timestamp);
+        // Idempotent: what the target holds already (an earlier restore, a
+        // restore cut short) is not written again, event for event.
+        if let (Some(first), Some(last)) = (events.first(), events.last()) {
+            let mut present =
+                present_events(logs, &target.log_group_name, stream, first.timestamp, last.timestamp).await?;
+            let before = events.len();
+            events.retain(|e| match present.get_mut(&(e.timestamp, e.message.clone())) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    false
+                }
+                _ => true,
+            });
+            let skipped = (before - events.len()) as u64;
+            if skipped > 0 {
+                report.already_present.insert(stream.to_string(), skipped);
+            }
+        }
+        if events.is_empty() {
+            report.written.insert(stream.to_string(), 0);
+            continue;
+        }
         logs.create_stream(&target.log_group_name, stream).await?;
         let count = events.len() as u64;
         let packing = |e| ArchiverError::Internal(format!("packing {stream}: {e}"));
@@ -392,6 +480,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unknown_stream_names_the_streams_the_export_has() {
+        let archive = archive_with_two_exports().await;
+        let err = restore_events(&archive, &request(Some("nope"), 0, 30 * DAY))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("they hold 2 stream(s): a, b/c"), "{err}");
+        // A known stream with nothing in the window is no error.
+        let none = restore_events(&archive, &request(Some("a"), 25 * DAY, 30 * DAY))
+            .await
+            .unwrap();
+        assert_eq!(none.events(), 0);
+    }
+
+    #[tokio::test]
     async fn a_missing_checkpoint_names_the_flags_to_check() {
         let archive = MemoryArchive::default();
         let err = restore_events(&archive, &request(None, 0, 1)).await.unwrap_err();
@@ -445,6 +547,12 @@ mod tests {
             .map(|e| e.message)
             .collect();
         assert_eq!(written, vec!["fine 1", "fine b", "fine 2"], "merged in time order");
+
+        // Twice: nothing is written again.
+        let again = reingest(logs, &restored, &target).await.unwrap();
+        assert_eq!(again.events_written(), 0);
+        assert_eq!(again.events_already_present(), 3);
+        assert_eq!(logs.events("/restored", "all").unwrap().len(), 3);
 
         let missing = ReingestTarget {
             log_group_name: "/nope".into(),
