@@ -101,7 +101,12 @@ pub async fn check(stack: &Stack, archive: &Archive<'_>, written: &Written) -> F
         let written: Vec<LogEvent> = events.iter().map(|(t, m)| LogEvent::new(*t, m.clone())).collect();
         let in_logs: Vec<LogEvent> = stored
             .get(stream)
-            .map(|events| events.iter().map(|e| LogEvent::new(e.timestamp, e.message.clone())).collect())
+            .map(|events| {
+                events
+                    .iter()
+                    .map(|e| LogEvent::new(e.timestamp, e.message.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
         let in_export = exported.get(stream).cloned().unwrap_or_default();
         findings.in_logs += in_logs.len() as u64;

@@ -971,7 +971,10 @@ fn emitted_metrics() -> BTreeSet<String> {
     let code = &metrics[..metrics.find("#[cfg(test)]").unwrap_or(metrics.len())];
     let mut names: BTreeSet<String> = quoted_after(code, ".add(").into_iter().collect();
     names.retain(|n| !n.contains('{'));
-    let actions: BTreeSet<String> = archiver::workflow::STREAM_ACTIONS.iter().map(|a| a.to_string()).collect();
+    let actions: BTreeSet<String> = archiver::workflow::STREAM_ACTIONS
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     let camel = |a: &str| -> String {
         a.split('-')
             .map(|w| {
