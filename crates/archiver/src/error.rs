@@ -136,6 +136,21 @@ pub enum ArchiverError {
         detail: String,
     },
 
+    /// The group's retention could expire events no export holds yet and
+    /// the input says to refuse rather than raise it; nothing was touched.
+    #[error(
+        "log group {group} keeps events for {current}, but events newer than its archive need {required}; \
+         raise its retention, or run with retentionConflict \"raise\" to let the archiver do it"
+    )]
+    RetentionConflict {
+        /// The log group.
+        group: String,
+        /// Its retention, worded.
+        current: String,
+        /// The retention it needs, worded.
+        required: String,
+    },
+
     /// A bug or an impossible state; never expected.
     #[error("internal error: {0}")]
     Internal(String),
@@ -172,6 +187,8 @@ pub enum ErrorName {
     LeaseLost,
     /// The export's objects miss events of its window.
     ExportIncomplete,
+    /// The group's retention conflicts with the archive and the input refuses to raise it.
+    RetentionConflict,
     /// A bug.
     InternalError,
 }
@@ -194,6 +211,7 @@ impl ErrorName {
             ErrorName::StreamsFailed => "StreamsFailed",
             ErrorName::LeaseLost => "LeaseLost",
             ErrorName::ExportIncomplete => "ExportIncomplete",
+            ErrorName::RetentionConflict => "RetentionConflict",
             ErrorName::InternalError => "InternalError",
         }
     }
@@ -223,6 +241,7 @@ impl ArchiverError {
             ArchiverError::StreamsFailed { .. } => ErrorName::StreamsFailed,
             ArchiverError::LeaseLost { .. } => ErrorName::LeaseLost,
             ArchiverError::ExportIncomplete { .. } => ErrorName::ExportIncomplete,
+            ArchiverError::RetentionConflict { .. } => ErrorName::RetentionConflict,
             ArchiverError::Internal(_) => ErrorName::InternalError,
         }
     }

@@ -51,9 +51,12 @@ pub struct RunFlags {
     /// Allow destructive modes on a group under a data protection policy (its export may hold masked text).
     #[arg(long)]
     pub allow_masked_archive: bool,
-    /// Mode retention: days of slack between the cutoff and the retention set on the group.
+    /// Days of retention on top of the cutoff in mode retention, and of protection in the retention guard (default 14).
     #[arg(long, value_name = "DAYS")]
     pub retention_slack_days: Option<i64>,
+    /// When the group's retention could expire events no export holds yet: raise it (the default; the previous value is recorded and `retention restore` puts it back) or refuse to run.
+    #[arg(long, value_name = "WHAT", value_parser = ["raise", "refuse"])]
+    pub retention_conflict: Option<String>,
 }
 
 impl RunFlags {

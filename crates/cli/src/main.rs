@@ -14,6 +14,7 @@ mod preflight;
 mod render;
 mod report;
 mod restore;
+mod retention;
 mod runs;
 mod start;
 mod view;
@@ -79,6 +80,9 @@ enum Command {
     Redrive(control::RedriveArgs),
     /// Get archived events back from S3: as JSON lines, or re-ingested into a log group.
     Restore(restore::RestoreArgs),
+    /// Show or put back the retention the archiver replaced on a group.
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -123,6 +127,7 @@ async fn main() -> ExitCode {
         Command::Stop(args) => control::stop(args, &aws).await,
         Command::Redrive(args) => control::redrive(args, &aws).await,
         Command::Restore(args) => restore::run(args, &aws).await,
+        Command::Retention(command) => retention::run(command, &aws).await,
         Command::Completions { shell } => {
             print_completions(shell);
             Ok(())

@@ -302,5 +302,14 @@ fn render(plan: &GroupPlan) -> String {
             "replay: counted message bytes. ~ export and delete: the group's storedBytes ({stored}, DescribeLogGroups) apportioned to the streams by their time span; ? not counted: --exact counts them"
         );
     }
+    let r = &plan.recommendation;
+    let _ = writeln!(out, "recommended mode:         {}: {}", r.mode, r.reason);
+    if !r.rebuild_cannot_serve.is_empty() {
+        let _ = writeln!(
+            out,
+            "rebuild cannot serve:     {} (kept events older than 14 days cannot be replayed)",
+            r.rebuild_cannot_serve.join(", ")
+        );
+    }
     out
 }

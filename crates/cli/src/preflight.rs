@@ -78,6 +78,8 @@ pub struct StartCheck<'a> {
     pub mode: &'a str,
     /// `--allow-masked-archive`.
     pub allow_masked_archive: bool,
+    /// `--retention-conflict refuse`.
+    pub refuse_retention_conflict: bool,
     /// The cutoff, ms.
     pub cutoff_ms: i64,
     /// Now.
@@ -257,15 +259,21 @@ pub async fn check_start(aws: &Aws, c: &StartCheck<'_>) -> CliResult<GroupFacts>
         if let Some(days) = facts.retention_days {
             let age_days = (c.now.timestamp_millis() - c.cutoff_ms) as f64 / 86_400_000.0;
             if age_days > f64::from(days) {
-                let message = format!(
-                    "{} keeps events {days} days (its retention), but the cutoff is {age_days:.1} days ago: CloudWatch deletes events before they are old enough to archive; use a cutoff younger than {days} days (e.g. --older-than {}d), or raise the group's retention",
-                    c.group,
-                    (days - 1).max(1)
+                let conflict = format!(
+                    "{} keeps events {days} days (its retention), but the cutoff is {age_days:.1} days ago: CloudWatch would expire events the archive has not reached",
+                    c.group
                 );
-                if c.mode == "plan" {
-                    render::warn(&message);
+                if c.refuse_retention_conflict {
+                    problem(
+                        "--retention-conflict",
+                        format!("{conflict}; raise the group's retention, or drop --retention-conflict refuse to let the run raise it"),
+                    );
+                } else if c.mode != "plan" {
+                    render::warn(&format!(
+                        "{conflict}: the run raises it to protect them (the previous value is recorded; `cwl-archiver retention restore` puts it back once that is safe)"
+                    ));
                 } else {
-                    problem("--older-than", message);
+                    render::warn(&conflict);
                 }
             }
         }

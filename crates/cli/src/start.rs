@@ -100,6 +100,7 @@ pub fn execution_input(run: &RunFlags, exec: &ExecFlags, now: DateTime<Utc>) -> 
         if_busy: exec.if_busy.clone(),
         allow_masked_archive: run.allow_masked_archive.then_some(true),
         retention_slack_days: run.retention_slack_days,
+        retention_conflict: run.retention_conflict.clone(),
         ..ExecutionInput::default()
     };
     let settings = input.validate(now)?;
@@ -214,6 +215,7 @@ pub async fn run(args: StartArgs, aws_args: &AwsArgs) -> CliResult {
             state_machine_arn: &state_machine_arn,
             mode: &args.run.mode,
             allow_masked_archive: args.run.allow_masked_archive,
+            refuse_retention_conflict: args.run.retention_conflict.as_deref() == Some("refuse"),
             cutoff_ms: settings.cutoff_ms,
             now,
         },

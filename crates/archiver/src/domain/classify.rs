@@ -181,6 +181,7 @@ mod tests {
             if_busy: Default::default(),
             allow_masked_archive: false,
             retention_slack_days: 14,
+            retention_conflict: Default::default(),
         }
     }
 

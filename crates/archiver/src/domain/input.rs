@@ -72,6 +72,21 @@ pub enum Mode {
     Retention,
 }
 
+/// What a run does when the group's retention could expire events no
+/// export holds yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetentionConflict {
+    /// Raise the retention so that they survive, and report it (the
+    /// archiver records the previous value; `cwl-archiver retention
+    /// restore` puts it back once that is safe).
+    #[default]
+    Raise,
+    /// Fail the run before it touches anything, naming the group, its
+    /// retention and the retention it needs.
+    Refuse,
+}
+
 /// What a run does when another run holds the group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -163,6 +178,9 @@ pub struct ExecutionInput {
     /// Days of retention on top of the cutoff in retention mode, and of
     /// protection in the retention guard (default 14).
     pub retention_slack_days: Option<i64>,
+    /// `raise` (default) or `refuse`: what a run does when the group's
+    /// retention could expire events no export holds yet.
+    pub retention_conflict: Option<String>,
     /// Set by the state machine from `$$.Execution.Name`: the run id.
     pub execution_name: Option<String>,
     /// Set by the state machine from `$$.Execution.StartTime`; the cutoff is
@@ -233,10 +251,21 @@ pub struct RunSettings {
     /// Retention slack in days (retention mode and the retention guard).
     #[serde(default = "default_retention_slack_days")]
     pub retention_slack_days: i64,
+    /// What to do when the group's retention could expire unexported events.
+    #[serde(default)]
+    pub retention_conflict: RetentionConflict,
 }
 
 fn default_retention_slack_days() -> i64 {
     DEFAULT_RETENTION_SLACK_DAYS
+}
+
+impl RunSettings {
+    /// The cutoff's age in whole days at the execution's start, rounded up.
+    pub fn older_than_days(&self) -> i64 {
+        let day = 24 * 3_600_000;
+        (self.started_at_ms - self.cutoff_ms).max(0).saturating_add(day - 1) / day
+    }
 }
 
 /// How much one Lambda invocation does before it hands back a continuation,
@@ -378,6 +407,17 @@ impl ExecutionInput {
                 );
                 Mode::Rebuild
             }),
+        };
+        let retention_conflict = match self.retention_conflict.as_deref() {
+            None | Some("raise") => RetentionConflict::Raise,
+            Some("refuse") => RetentionConflict::Refuse,
+            Some(text) => {
+                problem(
+                    "retentionConflict",
+                    format!("{text:?} is not allowed: use \"raise\" or \"refuse\""),
+                );
+                RetentionConflict::Raise
+            }
         };
         let if_busy = match self.if_busy.as_deref() {
             None | Some("end") => IfBusy::End,
@@ -561,6 +601,7 @@ impl ExecutionInput {
                 if_busy,
                 allow_masked_archive: self.allow_masked_archive.unwrap_or(false),
                 retention_slack_days,
+                retention_conflict,
             }),
             _ => Err(ArchiverError::InvalidInput(problems)),
         }

@@ -26,7 +26,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::domain::batch::EVENT_OVERHEAD_BYTES;
-use crate::domain::classify::{ClassifyContext, StreamClass, classify};
+use crate::domain::classify::{ClassifyContext, SkipReason, StreamClass, classify};
 use crate::domain::input::{ExecutionInput, RunSettings};
 use crate::domain::window::{Checkpoint, ExportWindow};
 use crate::error::{ArchiverError, Result};
@@ -237,6 +237,76 @@ pub struct StreamPlanRow {
     pub delete: Amount,
     /// Events a rebuild replays (always counted).
     pub replay: Amount,
+    /// Kept events too old for PutLogEvents (14 days, or the group's
+    /// retention): a rebuild cannot serve the stream, retention mode can.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub beyond_replay: bool,
+}
+
+/// The cheapest mode that archives the group safely, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendation {
+    /// `retention`, `rebuild` or `expired-only`.
+    pub mode: String,
+    /// Why, in a sentence.
+    pub reason: String,
+    /// What a rebuild would cost in re-ingestion, USD (retention mode: $0).
+    pub rebuild_reingestion_usd: f64,
+    /// Streams a rebuild cannot serve: their kept events are too old to replay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rebuild_cannot_serve: Vec<String>,
+}
+
+/// Picks the cheapest safe mode from the rows of a plan.
+pub fn recommend(settings: &RunSettings, rows: &[StreamPlanRow], reingestion_usd: f64) -> Recommendation {
+    let cannot: Vec<String> = rows
+        .iter()
+        .filter(|r| r.beyond_replay)
+        .map(|r| r.stream.clone())
+        .collect();
+    let mixed = rows.iter().any(|r| r.action == "rebuild") || !cannot.is_empty();
+    let retention_fits = settings.older_than_days() >= crate::domain::input::RETENTION_MODE_MIN_DAYS;
+    let (mode, reason) = if !mixed {
+        (
+            "expired-only",
+            "no stream holds events on both sides of the cutoff: deleting the expired streams archives everything"
+                .to_string(),
+        )
+    } else if retention_fits {
+        (
+            "retention",
+            format!(
+                "hands the archived events to the group's retention: $0 re-ingestion against {} for a rebuild{}",
+                usd(reingestion_usd),
+                if cannot.is_empty() {
+                    String::new()
+                } else {
+                    format!(", which cannot serve {} stream(s) at all", cannot.len())
+                }
+            ),
+        )
+    } else {
+        (
+            "rebuild",
+            format!(
+                "the cutoff is younger than {} days, so retention mode cannot be sure the export holds every older \
+                 event; a rebuild re-ingests the kept events for about {}",
+                crate::domain::input::RETENTION_MODE_MIN_DAYS,
+                usd(reingestion_usd)
+            ),
+        )
+    };
+    Recommendation {
+        mode: mode.to_string(),
+        reason,
+        rebuild_reingestion_usd: reingestion_usd,
+        rebuild_cannot_serve: cannot,
+    }
+}
+
+fn usd(value: f64) -> String {
+    format!("${value:.4}")
 }
 
 /// Totals of a plan.
@@ -289,6 +359,8 @@ pub struct GroupPlan {
     pub streams: Vec<StreamPlanRow>,
     /// Totals.
     pub totals: PlanTotals,
+    /// The cheapest safe mode for the group.
+    pub recommendation: Recommendation,
 }
 
 /// Where a plan stands, for a progress display.
@@ -386,6 +458,7 @@ pub async fn plan_group(
         exact: options.exact,
         bytes_basis,
         prices,
+        recommendation: recommend(settings, &rows, totals.reingestion_usd),
         streams: rows,
         totals,
     })
@@ -461,6 +534,7 @@ async fn plan_stream(logs: &dyn LogStore, shared: &Shared, stream: &StreamInfo) 
         export: Amount::counted(0, 0),
         delete: Amount::counted(0, 0),
         replay: Amount::counted(0, 0),
+        beyond_replay: false,
     };
     let candidate = stream.first_event_timestamp.is_some_and(|t| t < cutoff);
     // As scan-stream does: GetLogEvents, not DescribeLogStreams, says whether
@@ -535,6 +609,10 @@ async fn plan_stream(logs: &dyn LogStore, shared: &Shared, stream: &StreamInfo) 
         StreamClass::Empty => row.class = "empty".into(),
         StreamClass::Skip(reason) => {
             row.class = "skip".into();
+            row.beyond_replay = matches!(
+                reason,
+                SkipReason::KeptEventsTooOld { .. } | SkipReason::KeptEventsBeyondRetention { .. }
+            );
             row.reason = Some(reason.describe());
         }
     }

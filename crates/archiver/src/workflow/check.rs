@@ -8,9 +8,11 @@ use bytes::Bytes;
 
 use super::lease;
 use super::read::EventCursor;
+use super::start::load_checkpoint;
 use super::{BudgetClock, Clients, ExportState, ManifestBatch, ManifestRef, ManifestStream, RunState, VerifiedExport};
 use crate::domain::export_format::parse_export_key;
-use crate::domain::input::RunSettings;
+use crate::domain::input::{Mode, RunSettings};
+use crate::domain::retention::RetentionStatus;
 use crate::domain::layout::{GroupLayout, StagingKeyKind};
 use crate::domain::window::{Checkpoint, ExportRecord, ExportWindow};
 use crate::error::{ArchiverError, Result};
@@ -31,7 +33,7 @@ const CHECKPOINT_CAS_TRIES: u32 = 8;
 /// cancelled (nothing deleted, checkpoint not advanced).
 pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> {
     let settings = &run.settings;
-    if settings.mode != crate::domain::input::Mode::Plan {
+    if settings.mode != Mode::Plan {
         lease::confirm(clients, settings).await?;
     }
     let layout = GroupLayout::of(settings);
@@ -105,8 +107,12 @@ pub async fn check_export(run: RunState, clients: &Clients) -> Result<RunState> 
             ));
         }
     };
-    let export = list_streams(listing, &run, &layout, clients).await?;
-    Ok(RunState { export, ..run })
+    let (export, retention) = list_streams(listing, &run, &layout, clients).await?;
+    Ok(RunState {
+        export,
+        retention,
+        ..run
+    })
 }
 
 /// Where the listing of the group's streams stands.
@@ -153,7 +159,7 @@ async fn list_streams(
     run: &RunState,
     layout: &GroupLayout,
     clients: &Clients,
-) -> Result<ExportState> {
+) -> Result<(ExportState, RetentionStatus)> {
     let settings = &run.settings;
     let mut clock = BudgetClock::start(settings.budget);
     let mut candidates = Vec::new();
@@ -184,13 +190,14 @@ async fn list_streams(
             streams = listing.streams_in_group,
             "stream listing continues in the next invocation"
         );
-        return Ok(ExportState::Listing {
+        let listing_state = ExportState::Listing {
             export: listing.export,
             planned_window: listing.planned_window,
             token: listing.token,
             parts: listing.parts,
             streams_in_group: listing.streams_in_group,
-        });
+        };
+        return Ok((listing_state, run.retention.clone()));
     }
     let listed = read_listing_parts(clients, settings, layout, listing.parts, candidates).await?;
     let exported = match (listing.exported.take(), &listing.export) {
@@ -198,21 +205,34 @@ async fn list_streams(
         (None, Some(export)) => Some(exported_streams(clients, &settings.bucket, export).await?),
         (None, None) => None,
     };
+    let mut retention = run.retention.clone();
     if let (Some(export), Some(exported)) = (&listing.export, &exported) {
         verify_export(clients, settings, export, exported, &listed).await?;
         advance_checkpoint(clients, layout, settings, export).await?;
     }
+    if settings.mode != Mode::Plan {
+        let exported_until = match &listing.export {
+            Some(export) => export.window.until_ms,
+            None => load_checkpoint(clients, &settings.bucket, &layout.checkpoint())
+                .await?
+                .map_or(0, |c| c.exported_until_ms),
+        };
+        retention
+            .changes
+            .extend(super::retention::after_export(clients, settings, exported_until).await?);
+    }
     let manifest = write_manifest(clients, run, layout, &listing, exported, listed).await?;
     let group = clients.logs.describe_group(&settings.log_group_name).await?;
     let protection = clients.logs.data_protection(&settings.log_group_name).await?;
-    Ok(ExportState::Ready {
+    let ready = ExportState::Ready {
         export: listing.export,
         planned_window: listing.planned_window,
         manifest,
         protection,
         retention_days: group.as_ref().and_then(|g| g.retention_in_days),
         group_stored_bytes: group.and_then(|g| g.stored_bytes),
-    })
+    };
+    Ok((ready, retention))
 }
 
 /// The candidates earlier invocations saved, then `last`; the parts are

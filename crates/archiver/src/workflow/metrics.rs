@@ -104,6 +104,19 @@ impl MetricSet {
     }
 }
 
+/// A run that succeeded, counted without a dimension: the template's alarm
+/// on "no successful run for N days" watches it (missing data breaches), the
+/// backstop once retention is in place (docs/safety.md).
+pub fn run_succeeded(timestamp_ms: i64) -> MetricSet {
+    let mut set = MetricSet {
+        timestamp_ms,
+        dimensions: Vec::new(),
+        metrics: Vec::new(),
+    };
+    set.add("RunsSucceeded", Unit::Count, 1.0);
+    set
+}
+
 /// The metrics of a finished run: events and bytes replayed, export volume,
 /// and streams per action (`StreamsDeleted`, `StreamsRebuilt`, ...).
 ///
@@ -195,6 +208,7 @@ mod tests {
             finished_at: String::new(),
             export_task_id: None,
             totals,
+            retention: Default::default(),
             report_bucket: "b".into(),
             report_key: "k".into(),
             outcomes: Vec::new(),

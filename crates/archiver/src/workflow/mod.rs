@@ -14,6 +14,7 @@ pub mod metrics;
 mod read;
 mod rebuild;
 mod report;
+pub mod retention;
 mod scan;
 pub mod staged;
 mod start;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::input::{InvocationBudget, RunSettings};
+use crate::domain::retention::RetentionStatus;
 use crate::domain::window::ExportWindow;
 use crate::store::{ArchiveStore, DataProtection, LogStore, StreamInfo};
 
@@ -226,6 +228,9 @@ pub struct RunState {
     pub settings: RunSettings,
     /// The export.
     pub export: ExportState,
+    /// What the run did to the group's retention.
+    #[serde(default)]
+    pub retention: RetentionStatus,
 }
 
 /// A candidate stream in the manifest.

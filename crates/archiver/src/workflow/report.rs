@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Clients, ExportState, RunState, StreamOutcome, lease};
 use crate::domain::input::Mode;
 use crate::domain::input::RunSettings;
+use crate::domain::retention::RetentionStatus;
 use crate::domain::layout::{GroupLayout, StagingKey, StagingKeyKind};
 use crate::error::{ArchiverError, Result};
 
@@ -77,6 +78,9 @@ pub struct RunReport {
     pub export_task_id: Option<String>,
     /// Totals.
     pub totals: RunTotals,
+    /// What the run did to the group's retention.
+    #[serde(default)]
+    pub retention: RetentionStatus,
     /// Bucket of the full report.
     pub report_bucket: String,
     /// Key of the full report.
@@ -182,6 +186,7 @@ pub async fn report_run(run: RunState, clients: &Clients) -> Result<RunReport> {
             _ => None,
         },
         totals,
+        retention: run.retention.clone(),
         report_bucket: settings.bucket.clone(),
         report_key: report_key.clone(),
         outcomes,
@@ -192,6 +197,9 @@ pub async fn report_run(run: RunState, clients: &Clients) -> Result<RunReport> {
         .put(&settings.bucket, &report_key, Bytes::from(body))
         .await?;
     crate::workflow::metrics::run_metrics(&report, now_ms).emit();
+    if failed == 0 {
+        crate::workflow::metrics::run_succeeded(now_ms).emit();
+    }
 
     // The report holds everything; the working objects of the run go.
     for object in &outcome_objects {

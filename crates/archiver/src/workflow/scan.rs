@@ -196,6 +196,9 @@ impl Scanning<'_> {
         let plan = match classify(info, first_kept, self.ctx) {
             StreamClass::Fresh => leave("fresh", None),
             StreamClass::Empty => leave("empty", None),
+            StreamClass::Skip(SkipReason::RetentionMode) => {
+                leave("retained", Some(SkipReason::RetentionMode.describe()))
+            }
             StreamClass::Skip(reason) => leave("skipped", Some(reason.describe())),
             StreamClass::Expired if settings.mode == Mode::Plan => leave("would-delete", None),
             StreamClass::Expired => StreamPlan::Delete {

@@ -3,9 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::lease::{self, Acquired};
+use super::retention;
 use super::{Clients, ExportState, LeaseHolder, RunState, clients_now};
 use crate::domain::input::{ExecutionInput, InputProblem, Mode, RunSettings, group_name_token};
 use crate::domain::layout::GroupLayout;
+use crate::domain::retention::RetentionStatus;
 use crate::domain::window::{Checkpoint, ExportWindow};
 use crate::error::{ArchiverError, Result};
 use crate::store::{ExportRequest, ExportStart};
@@ -56,18 +58,38 @@ pub async fn start_export(request: StartRequest, clients: &Clients) -> Result<Ru
         return Ok(RunState {
             settings,
             export: ExportState::GroupBusy { held_by },
+            retention: RetentionStatus::default(),
         });
     }
 
     let layout = GroupLayout::of(&settings);
     let checkpoint = load_checkpoint(clients, &settings.bucket, &layout.checkpoint()).await?;
+    // Before anything else: no event newer than the checkpoint may be on a
+    // path to expiry while this run (or a failed one) leaves it unexported.
+    let exported_until = checkpoint.as_ref().map_or(0, |c| c.exported_until_ms);
+    let (at_start, change) = match retention::guard(clients, &settings, exported_until).await {
+        Ok(guarded) => guarded,
+        Err(e) => {
+            if settings.mode != Mode::Plan {
+                lease::release(clients, &settings).await?;
+            }
+            return Err(e);
+        }
+    };
     let window = ExportWindow::resolve(checkpoint.as_ref(), settings.cutoff_ms);
     let export = match (settings.mode, window) {
         (Mode::Plan, window) => ExportState::Planned { window },
         (_, None) => ExportState::NothingToExport,
         (_, Some(window)) => begin_export(&settings, &layout, window, clients).await?,
     };
-    Ok(RunState { settings, export })
+    Ok(RunState {
+        settings,
+        export,
+        retention: RetentionStatus {
+            at_start,
+            changes: change.into_iter().collect(),
+        },
+    })
 }
 
 async fn check_resources_exist(settings: &RunSettings, clients: &Clients) -> Result<()> {
