@@ -48,43 +48,6 @@ pub const KEY_ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/archive";
 /// encrypted with (any key of the account; the group's own choice).
 pub const SOURCE_KEY_ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/source-group";
 
-/// Grants the end-to-end runs cannot reach yet because the product code
-/// making the call lands in this phase, in parallel (docs: spec PHASE2, "AWS
-/// calls the product code will make"): (function, action, the code that
-/// will use it). The unused-grant check accepts them.
-///
-/// THE LEAD REMOVES THIS LIST AT MERGE, once the calls are recorded by the
-/// interposer and mapped in [`required`]: any entry still unused then is a
-/// decorative grant.
-pub const USED_BY_CODE_LANDING_IN_THIS_PHASE: &[(&str, &str, &str)] = &[
-    (
-        "check-export",
-        "logs:GetLogEvents",
-        "reads a stream when the export wrote no object at all (workflow_safety: \
-         an_export_without_objects_for_events_it_must_hold_stops_the_run); no deploy scenario has such an export",
-    ),
-    (
-        "start-export",
-        "logs:PutRetentionPolicy",
-        "retention mode hand-off and guard (issue 15)",
-    ),
-    (
-        "start-export",
-        "logs:DeleteRetentionPolicy",
-        "retention guard, putting back 'never expire' (issue 15)",
-    ),
-    (
-        "check-export",
-        "logs:PutRetentionPolicy",
-        "retention guard after the export, on the failure path too (issue 15)",
-    ),
-    (
-        "check-export",
-        "logs:DeleteRetentionPolicy",
-        "retention guard (issue 15)",
-    ),
-];
-
 /// The principal of a permission: a function's role, or the CloudWatch Logs
 /// service writing an export through the bucket policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -451,13 +414,18 @@ pub fn operator_required(d: &Deployment) -> Vec<(&'static str, Permission)> {
     ];
     runs.extend(read_objects(&["@runs/run-1/report.json"]));
     add("runs", runs);
-    add(
-        "stop",
-        vec![
-            p("states:StopExecution", execution("archive")),
-            p("states:StopExecution", execution("all-groups")),
-        ],
-    );
+    let mut stop = vec![
+        p("states:DescribeExecution", execution("archive")),
+        p("states:StopExecution", execution("archive")),
+        p("states:StopExecution", execution("all-groups")),
+        // The stopped run's lease, released with If-Match.
+        p("s3:PutObject", object("@lease.json")),
+    ];
+    stop.extend(read_objects(&["@lease.json"]));
+    if d.kms {
+        stop.push(p("kms:GenerateDataKey", KEY_ARN));
+    }
+    add("stop", stop);
     add(
         "redrive",
         vec![
@@ -478,8 +446,10 @@ pub fn operator_required(d: &Deployment) -> Vec<(&'static str, Permission)> {
         p("logs:DescribeLogGroups", "*"),
         p("logs:PutRetentionPolicy", group_arn(&d.group)),
         p("logs:DeleteRetentionPolicy", group_arn(&d.group)),
+        // The record of the replaced retention goes once it is put back.
+        p("s3:DeleteObject", object("@retention.json")),
     ];
-    retention.extend(read_objects(&["@runs/run-1/report.json"]));
-    add("retention restore", retention);
+    retention.extend(read_objects(&["@retention.json", "@checkpoint.json"]));
+    add("retention show, retention restore", retention);
     out
 }

@@ -105,12 +105,13 @@ impl World {
             .keys(BUCKET, "cwl-archiver/retention/api/@exports/")
             .iter()
             .filter_map(|key| {
-                let parsed = archiver::domain::export_format::parse_export_key(
-                    &key[..key.find("/dt=").unwrap() + 14],
-                    key,
-                )?;
+                let parsed =
+                    archiver::domain::export_format::parse_export_key(&key[..key.find("/dt=").unwrap() + 14], key)?;
                 let body = self.aws.archive.object(BUCKET, key)?;
-                Some((parsed.stream, archiver::domain::export_format::read_export_object(&body).unwrap()))
+                Some((
+                    parsed.stream,
+                    archiver::domain::export_format::read_export_object(&body).unwrap(),
+                ))
             })
             .fold(BTreeMap::new(), |mut all, (stream, events)| {
                 all.entry(stream).or_insert_with(Vec::new).extend(events);
@@ -154,7 +155,11 @@ async fn retention_mode_hands_the_archived_events_to_the_groups_retention() {
     assert_eq!(world.aws.control().calls("PutLogEvents"), 0, "nothing re-ingested");
     let record = world.record().unwrap();
     assert_eq!(
-        (record.previous_retention_days, record.set_retention_days, record.reason.as_str()),
+        (
+            record.previous_retention_days,
+            record.set_retention_days,
+            record.reason.as_str()
+        ),
         (None, Some(60), "hand-off")
     );
     assert_eq!(report.retention.changes.len(), 1, "{:?}", report.retention);
@@ -203,7 +208,10 @@ async fn the_guard_protects_unexported_events_when_the_export_fails_and_relaxes_
         ..ExportPlan::default()
     });
     let failed = world.execute(json!({"olderThanDays": 3})).await;
-    assert!(matches!(failed, Execution::Failed(ref e) if e.name().as_str() == "ExportFailed"), "{failed:?}");
+    assert!(
+        matches!(failed, Execution::Failed(ref e) if e.name().as_str() == "ExportFailed"),
+        "{failed:?}"
+    );
     // Nothing is exported yet: no event may expire.
     assert_eq!(world.retention().await, None);
     let record = world.record().unwrap();
@@ -262,7 +270,10 @@ async fn the_previous_retention_is_put_back_only_when_it_is_safe() {
     let restored = restore_previous(&clients, &layout, BUCKET, GROUP, 14, false)
         .await
         .unwrap();
-    assert!(matches!(restored, Restored::Restored(ref c) if c.to == Some(400)), "{restored:?}");
+    assert!(
+        matches!(restored, Restored::Restored(ref c) if c.to == Some(400)),
+        "{restored:?}"
+    );
     assert_eq!(world.retention().await, Some(400));
     assert!(world.record().is_none());
     assert_eq!(
@@ -278,7 +289,10 @@ async fn the_previous_retention_is_put_back_only_when_it_is_safe() {
     short.succeed(json!({"olderThanDays": 30, "mode": "retention"})).await;
     let clients = short.aws.clients();
     let refused = restore_previous(&clients, &short.layout(), BUCKET, GROUP, 14, false).await;
-    assert!(matches!(refused, Err(ref e) if e.name().as_str() == "RetentionConflict"), "{refused:?}");
+    assert!(
+        matches!(refused, Err(ref e) if e.name().as_str() == "RetentionConflict"),
+        "{refused:?}"
+    );
     assert_eq!(short.retention().await, Some(60));
     restore_previous(&clients, &short.layout(), BUCKET, GROUP, 14, true)
         .await

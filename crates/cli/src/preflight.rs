@@ -266,7 +266,9 @@ pub async fn check_start(aws: &Aws, c: &StartCheck<'_>) -> CliResult<GroupFacts>
                 if c.refuse_retention_conflict {
                     problem(
                         "--retention-conflict",
-                        format!("{conflict}; raise the group's retention, or drop --retention-conflict refuse to let the run raise it"),
+                        format!(
+                            "{conflict}; raise the group's retention, or drop --retention-conflict refuse to let the run raise it"
+                        ),
                     );
                 } else if c.mode != "plan" {
                     render::warn(&format!(

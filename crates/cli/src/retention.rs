@@ -60,9 +60,8 @@ async fn show(args: RetentionArgs, aws_args: &AwsArgs) -> CliResult {
             args.group, args.bucket
         ),
         Some(body) => {
-            let record: RetentionRecord = serde_json::from_slice(&body).map_err(|e| {
-                CliError::failed(format!("s3://{}/{key} is not a retention record: {e}", args.bucket))
-            })?;
+            let record: RetentionRecord = serde_json::from_slice(&body)
+                .map_err(|e| CliError::failed(format!("s3://{}/{key} is not a retention record: {e}", args.bucket)))?;
             println!(
                 "{}: {} before the archiver; set to {} by run {} at {} ({})",
                 args.group,

@@ -33,7 +33,8 @@ pub type RetentionDays = Option<i32>;
 /// within `slack_days` from `now_ms`. `None`: only no retention at all is
 /// safe (nothing is exported yet).
 pub fn required_days(now_ms: i64, exported_until_ms: i64, slack_days: i64) -> Option<i64> {
-    (exported_until_ms > 0).then(|| (now_ms - exported_until_ms).max(0).saturating_add(DAY_MS - 1) / DAY_MS + slack_days)
+    (exported_until_ms > 0)
+        .then(|| (now_ms - exported_until_ms).max(0).saturating_add(DAY_MS - 1) / DAY_MS + slack_days)
 }
 
 /// Whether `current` keeps what `required` asks for.

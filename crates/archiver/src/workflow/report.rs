@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::{Clients, ExportState, RunState, StreamOutcome, lease};
 use crate::domain::input::Mode;
 use crate::domain::input::RunSettings;
-use crate::domain::retention::RetentionStatus;
 use crate::domain::layout::{GroupLayout, StagingKey, StagingKeyKind};
+use crate::domain::retention::RetentionStatus;
 use crate::error::{ArchiverError, Result};
 
 /// CloudWatch Logs ingestion price per GB (us-east-1 standard class), used
