@@ -129,8 +129,13 @@ test: $(VENV_STAMP) lint ## lint, then every test including the end-to-end scena
 	$(CARGO) test --workspace
 
 .PHONY: test-faults
-test-faults: $(VENV_STAMP) ## the fault matrix alone (docs/reliability.md); also part of make test
+test-faults: $(VENV_STAMP) ## the fault matrix and the protocol suite alone (docs/reliability.md); also part of make test
+	$(CARGO) test -p archiver --test workflow_safety --test workflow_retention
 	$(CARGO) test -p cwl-archiver-e2e --test faults_e2e
+
+.PHONY: mutants
+mutants: ## remove each safety guard in a scratch copy and show its test failing (docs/reliability.md)
+	$(PYTHON) tests/mutations/mutate.py
 
 .PHONY: bench
 bench: $(VENV_STAMP) ## benchmarks: batch packing (criterion) and scripted runs on the emulator; see BENCHMARKS.md
