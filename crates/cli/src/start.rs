@@ -362,6 +362,8 @@ mod tests {
             "--allow-masked-archive",
             "--retention-slack-days",
             "2",
+            "--retention-conflict",
+            "refuse",
         ]);
         let (_, body) = execution_input(&cli.start.run, &cli.start.exec, now()).unwrap();
         // Every field the library's input has (the state machine sets executionStartTime;

@@ -125,7 +125,11 @@ async fn retention_mode_archives_at_thirty_days_without_replaying() {
     // far more than the archive needs).
     let shown = cli(&stack, &["retention", "show", "--group", group, "--bucket", BUCKET]).await;
     assert_ok(&shown);
-    assert!(stdout(&shown).contains("400 days before the archiver"), "{}", stdout(&shown));
+    assert!(
+        stdout(&shown).contains("400 days before the archiver"),
+        "{}",
+        stdout(&shown)
+    );
     let restored = cli(&stack, &["retention", "restore", "--group", group, "--bucket", BUCKET]).await;
     assert_ok(&restored);
     assert!(stdout(&restored).contains("back to 400 days"), "{}", stdout(&restored));
@@ -162,7 +166,11 @@ async fn the_guard_keeps_unexported_events_through_a_failed_export() {
     let input = json!({"logGroupName": group, "cutoff": cutoff, "bucket": BUCKET, "pollSeconds": 1});
     let run = stack.run("guarded", &input, RUN_TIMEOUT).await.unwrap();
     assert_eq!(run.error.as_deref(), Some("ExportFailed"), "{run:?}");
-    assert_eq!(retention_of(&stack, group).await, None, "lifted while nothing is exported");
+    assert_eq!(
+        retention_of(&stack, group).await,
+        None,
+        "lifted while nothing is exported"
+    );
     let stored = stack.emulator.stored_stream_events(group, "audit").await.unwrap();
     assert_eq!(stored.len(), 300, "nothing deleted");
 
@@ -200,7 +208,11 @@ async fn a_shorter_retention_is_refused_or_raised_and_reported() {
     assert_eq!(run.status, "SUCCEEDED", "{run:?}");
     let output = run.output.unwrap();
     let changes = output["retention"]["changes"].as_array().cloned().unwrap_or_default();
-    assert_eq!(changes.first().map(|c| c["reason"].clone()), Some(json!("guard")), "{output}");
+    assert_eq!(
+        changes.first().map(|c| c["reason"].clone()),
+        Some(json!("guard")),
+        "{output}"
+    );
     assert_eq!(output["retention"]["atStart"], 7, "{output}");
     // After the export the raise comes down to what the archive needs:
     // 20 days + 14 of slack, as the smallest valid value.

@@ -56,7 +56,7 @@ impl SkipReason {
             SkipReason::Active { .. } => "received events within the quiet period".into(),
             SkipReason::ExpiredOnlyMode => "mixed stream left whole in expired-only mode".into(),
             SkipReason::ExportOnlyMode => "export-only mode deletes nothing".into(),
-            SkipReason::RetentionMode => "left to the group's retention policy (retention mode)".into(),
+            SkipReason::RetentionMode => "left to the group's retention, which expires its archived events".into(),
             SkipReason::DataProtected => "the group has a data protection policy: its export may hold masked text, \
                  so deleting would destroy the originals; set allowMaskedArchive to archive it anyway"
                 .into(),
