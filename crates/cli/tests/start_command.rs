@@ -142,6 +142,7 @@ async fn start_checks_before_it_starts_and_names_never_collide() {
         .send()
         .await
         .unwrap();
+    // Refused when asked to refuse; otherwise the run raises it (a warning).
     let o = cli(
         &stack,
         &[
@@ -152,6 +153,8 @@ async fn start_checks_before_it_starts_and_names_never_collide() {
             "30d",
             "--bucket",
             BUCKET,
+            "--retention-conflict",
+            "refuse",
             "--yes",
         ],
     )
@@ -159,7 +162,7 @@ async fn start_checks_before_it_starts_and_names_never_collide() {
     assert_one_line_error(
         &o,
         2,
-        &["--older-than", "keeps events 7 days", "raise the group's retention"],
+        &["--retention-conflict", "keeps events 7 days", "raise the group's retention"],
     );
     // A destructive mode without a terminal needs --yes; the input is checked first, locally.
     let o = cli(&stack, &start_args("/cli/demo", &[])).await;
