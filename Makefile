@@ -138,8 +138,9 @@ mutants: ## remove each safety guard in a scratch copy and show its test failing
 	$(PYTHON) tests/mutations/mutate.py
 
 .PHONY: bench
-bench: $(VENV_STAMP) ## benchmarks: batch packing (criterion) and scripted runs on the emulator; see BENCHMARKS.md
+bench: $(VENV_STAMP) ## benchmarks: batch packing (criterion), the proof's cost, and scripted runs on the emulator; see BENCHMARKS.md
 	$(CARGO) bench -p archiver --bench packing
+	$(CARGO) bench -p archiver --bench proof
 	$(CARGO) build --release -p cwl-archiver-e2e --bin bench
 	target/release/bench rebuild --events 100000 1000000
 	target/release/bench group --streams 2000 20000

@@ -127,6 +127,14 @@ MUTATIONS = [
         ".unmasked(false);",
         "a_data_protected_group_is_never_replayed_masked",
     ),
+    Mutation(
+        "no-unreplayable-recheck",
+        "a writer's event older than the replay floor, staged by the confirmation, must be archived first",
+        "crates/archiver/src/workflow/rebuild.rs",
+        "                if replay_from > marker.cutoff_ms {\n                    // A writer's event older than the replay floor.\n",
+        "                if false {\n",
+        "a_writer_event_too_old_to_replay_and_not_exported_stops_the_delete",
+    ),
 ]
 
 
@@ -134,7 +142,10 @@ def copy_tree() -> None:
     if SCRATCH.exists():
         shutil.rmtree(SCRATCH)
     ignore = shutil.ignore_patterns("target", ".git", ".venv*", "node_modules", ".stack", "__pycache__")
-    shutil.copytree(ROOT, SCRATCH, ignore=ignore)
+    # Fresh modification times (shutil.copy, not copy2): the scratch target
+    # may hold a build of the previous run's last mutant, newer than the
+    # original sources, which cargo would otherwise take as up to date.
+    shutil.copytree(ROOT, SCRATCH, ignore=ignore, copy_function=shutil.copy)
 
 
 def run_test(test: str) -> tuple[bool, float]:

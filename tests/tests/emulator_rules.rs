@@ -623,6 +623,40 @@ async fn export_tasks_write_the_masked_text() {
     assert!(lines[0].ends_with(" to *****"), "{lines:?}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn export_tasks_leave_out_events_ingested_within_the_availability_lag() {
+    let emu = start().await;
+    let g = "/rules/export-lag";
+    emu.s3()
+        .create_bucket()
+        .bucket("rules-export-lag")
+        .send()
+        .await
+        .unwrap();
+    let now = now_ms();
+    let t = now - 20 * 3_600_000;
+    // Same timestamp window; one ingested 13 hours ago, one 11 hours ago, one now.
+    emu.seed_with_ingestion(g, "s", &[(t, "early".into())], now - 13 * 3_600_000)
+        .await
+        .unwrap();
+    emu.seed_with_ingestion(g, "s", &[(t + 1, "within".into())], now - 11 * 3_600_000)
+        .await
+        .unwrap();
+    emu.seed(g, "s", &[(t + 2, "fresh".into())]).await.unwrap();
+
+    emu.configure(json!({"exportAvailabilityLagSeconds": 12 * 3600}))
+        .await
+        .unwrap();
+    let lines = export_lines(&emu, g, "rules-export-lag", t, t + 2).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].ends_with(" early"), "{lines:?}");
+
+    // Off (the default): everything ingested before the task was created.
+    emu.configure(json!({"exportAvailabilityLagSeconds": 0})).await.unwrap();
+    let lines = export_lines(&emu, g, "rules-export-lag", t, t + 2).await;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+}
+
 /// Runs an export of `[from, to]` and returns the lines of its objects.
 async fn export_lines(emu: &Emulator, group: &str, bucket: &str, from: i64, to: i64) -> Vec<String> {
     let task = emu

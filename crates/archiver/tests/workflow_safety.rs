@@ -21,8 +21,8 @@ use archiver::domain::layout::GroupLayout;
 use archiver::store::memory::{ExportPlan, FaultKind, MemoryAws};
 use archiver::workflow::local::{Execution, run_execution, run_map_item};
 use archiver::workflow::{
-    BatchRequest, ExportState, ManifestBatch, RebuildRequest, RunState, StartRequest, check_export, rebuild_batch,
-    report_run, scan_batch, start_export,
+    BatchRequest, BatchSummary, Clients, ExportState, ManifestBatch, RebuildRequest, RunState, ScanResult,
+    StartRequest, check_export, rebuild_batch, report_run, scan_batch, start_export,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -285,6 +285,57 @@ async fn a_group_of_every_class_is_archived_across_many_map_items() {
     assert_eq!(left.len(), 10, "{left:?}");
 }
 
+#[tokio::test]
+async fn a_cutoff_older_than_the_replay_floor_rebuilds_streams_whose_kept_events_are_recent() {
+    // A 30-day cutoff: PutLogEvents no longer takes events as old as the
+    // cutoff, but these streams hold none between it and the last week, so
+    // every kept event can be replayed and nothing needs an older export.
+    let mut world = World::new();
+    let cutoff = cutoff_days(30);
+    for i in 0..3 {
+        let name = format!("mixed-{i}");
+        world.write(&name, cutoff - 10 * DAY, cutoff - DAY, 20, cutoff);
+        world.write(&name, NOW - 6 * DAY, NOW - 6 * HOUR, 20, NOW - 5 * HOUR);
+    }
+    world.write("expired", cutoff - 10 * DAY, cutoff - DAY, 20, cutoff);
+    let report = world.succeed(json!({"olderThanDays": 30, "mode": "rebuild"})).await;
+    assert_eq!(report.totals.streams.get("rebuilt"), Some(&3), "{:?}", report.totals);
+    assert_eq!(report.totals.streams.get("deleted"), Some(&1), "{:?}", report.totals);
+    world.check(cutoff).assert_clean("old cutoff, recent kept events");
+}
+
+#[tokio::test]
+async fn a_writer_event_too_old_to_replay_and_not_exported_stops_the_delete() {
+    // A 30-day cutoff; after the scan a writer sends an event 13 days and a
+    // few hours old: past the replay floor (14 days less a day's margin) and
+    // newer than the cutoff, so no export holds it and it cannot be replayed.
+    let mut world = World::new();
+    let cutoff = cutoff_days(30);
+    world.write("mixed", cutoff - 10 * DAY, cutoff - DAY, 20, cutoff);
+    world.write("mixed", NOW - 6 * DAY, NOW - 6 * HOUR, 20, NOW - 5 * HOUR);
+    let clients = world.aws.clients();
+    let run = ready_run(&mut world, json!({"olderThanDays": 30, "mode": "rebuild"}), &clients).await;
+    let batches = manifest_batches(&run, &clients).await;
+    let mut failed = 0;
+    for batch in batches {
+        let scan = scan_once(&run, &batch, &clients).await;
+        world.write_events("mixed", &[(NOW - 13 * DAY - 6 * HOUR, "late writer".into())], NOW);
+        let outcome = rebuild_once(&run, batch, scan, &clients).await;
+        assert!(outcome.resume.is_none());
+        failed += outcome.failed;
+    }
+    assert_eq!(failed, 1, "the stream must not be deleted");
+    let findings = world.check(cutoff);
+    assert!(
+        findings.lost.is_empty() && findings.duplicated.is_empty(),
+        "{findings:#?}"
+    );
+    assert!(
+        world.aws.logs.events(GROUP, "mixed").unwrap().len() == 41,
+        "the stream is whole"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // One run per group
 // ---------------------------------------------------------------------------
@@ -331,7 +382,23 @@ async fn a_second_run_of_a_busy_group_ends_busy_and_touches_nothing() {
     world.check(cutoff).assert_clean("after the busy run");
 }
 
-async fn drive_items(run: &RunState, clients: &archiver::workflow::Clients) {
+async fn drive_items(run: &RunState, clients: &Clients) {
+    for batch in manifest_batches(run, clients).await {
+        run_map_item(run, batch, clients).await.unwrap();
+    }
+}
+
+/// Starts a run and polls its export until the manifest is ready.
+async fn ready_run(world: &mut World, input: Value, clients: &Clients) -> RunState {
+    let mut run = start_export(world.request(input), clients).await.unwrap();
+    while !matches!(run.export, ExportState::Ready { .. }) {
+        run = check_export(run, clients).await.unwrap();
+    }
+    run
+}
+
+/// The Map items of a ready run's manifest.
+async fn manifest_batches(run: &RunState, clients: &Clients) -> Vec<ManifestBatch> {
     let ExportState::Ready { manifest, .. } = &run.export else {
         panic!("not ready")
     };
@@ -341,10 +408,36 @@ async fn drive_items(run: &RunState, clients: &archiver::workflow::Clients) {
         .await
         .unwrap()
         .unwrap();
-    let batches: Vec<ManifestBatch> = serde_json::from_slice(&body).unwrap();
-    for batch in batches {
-        run_map_item(run, batch, clients).await.unwrap();
-    }
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// rebuild-stream's first invocation for a scanned batch.
+async fn rebuild_once(run: &RunState, batch: ManifestBatch, scan: ScanResult, clients: &Clients) -> BatchSummary {
+    rebuild_batch(
+        RebuildRequest {
+            run: run.clone(),
+            batch,
+            scan,
+            rebuild: None,
+        },
+        clients,
+    )
+    .await
+    .unwrap()
+}
+
+/// scan-stream's first invocation for a batch.
+async fn scan_once(run: &RunState, batch: &ManifestBatch, clients: &Clients) -> ScanResult {
+    scan_batch(
+        BatchRequest {
+            run: run.clone(),
+            batch: batch.clone(),
+            scan: None,
+        },
+        clients,
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -410,37 +503,14 @@ async fn an_old_event_written_after_the_listing_is_archived_before_its_stream_go
     let cutoff = cutoff_days(3);
     world.seed_group(3, 2, 0, cutoff);
     let clients = world.aws.clients();
-    let mut run = start_export(world.request(json!({"olderThanDays": 3})), &clients)
-        .await
-        .unwrap();
-    while !matches!(run.export, ExportState::Ready { .. }) {
-        run = check_export(run, &clients).await.unwrap();
-    }
+    let run = ready_run(&mut world, json!({"olderThanDays": 3}), &clients).await;
     // A writer sends events stamped days ago, after the export and listing.
     world.write("expired-01", cutoff - 3 * DAY, cutoff - 3 * DAY, 2, NOW);
     world.write("mixed-01", cutoff - 4 * DAY, cutoff - 4 * DAY, 2, NOW);
     // And one between the cutoff and the scan's position, after the scan.
-    let ExportState::Ready { manifest, .. } = &run.export else {
-        unreachable!()
-    };
-    let body = clients
-        .archive
-        .get(&manifest.bucket, &manifest.key)
-        .await
-        .unwrap()
-        .unwrap();
-    let batches: Vec<ManifestBatch> = serde_json::from_slice(&body).unwrap();
+    let batches = manifest_batches(&run, &clients).await;
     for batch in batches {
-        let scan = scan_batch(
-            BatchRequest {
-                run: run.clone(),
-                batch: batch.clone(),
-                scan: None,
-            },
-            &clients,
-        )
-        .await
-        .unwrap();
+        let scan = scan_once(&run, &batch, &clients).await;
         if batch.streams.iter().any(|s| s.stream == "mixed-00") {
             world.write("mixed-00", cutoff + HOUR, cutoff + HOUR, 3, NOW);
         }
@@ -523,35 +593,9 @@ async fn a_retried_delete_leaves_a_stream_its_writer_recreated() {
     let cutoff = cutoff_days(3);
     world.seed_group(3, 0, 0, cutoff);
     let clients = world.aws.clients();
-    let mut run = start_export(
-        world.request(json!({"olderThanDays": 3, "streamsPerBatch": 10})),
-        &clients,
-    )
-    .await
-    .unwrap();
-    while !matches!(run.export, ExportState::Ready { .. }) {
-        run = check_export(run, &clients).await.unwrap();
-    }
-    let ExportState::Ready { manifest, .. } = &run.export else {
-        unreachable!()
-    };
-    let body = clients
-        .archive
-        .get(&manifest.bucket, &manifest.key)
-        .await
-        .unwrap()
-        .unwrap();
-    let batch = serde_json::from_slice::<Vec<ManifestBatch>>(&body).unwrap().remove(0);
-    let scan = scan_batch(
-        BatchRequest {
-            run: run.clone(),
-            batch: batch.clone(),
-            scan: None,
-        },
-        &clients,
-    )
-    .await
-    .unwrap();
+    let run = ready_run(&mut world, json!({"olderThanDays": 3, "streamsPerBatch": 10}), &clients).await;
+    let batch = manifest_batches(&run, &clients).await.remove(0);
+    let scan = scan_once(&run, &batch, &clients).await;
     let request = RebuildRequest {
         run: run.clone(),
         batch,
@@ -652,45 +696,12 @@ async fn a_writer_back_on_an_expired_stream_keeps_its_stream() {
     let cutoff = cutoff_days(3);
     world.seed_group(2, 0, 0, cutoff);
     let clients = world.aws.clients();
-    let mut run = start_export(world.request(json!({"olderThanDays": 3})), &clients)
-        .await
-        .unwrap();
-    while !matches!(run.export, ExportState::Ready { .. }) {
-        run = check_export(run, &clients).await.unwrap();
-    }
-    let ExportState::Ready { manifest, .. } = &run.export else {
-        unreachable!()
-    };
-    let body = clients
-        .archive
-        .get(&manifest.bucket, &manifest.key)
-        .await
-        .unwrap()
-        .unwrap();
-    let batch = serde_json::from_slice::<Vec<ManifestBatch>>(&body).unwrap().remove(0);
-    let scan = scan_batch(
-        BatchRequest {
-            run: run.clone(),
-            batch: batch.clone(),
-            scan: None,
-        },
-        &clients,
-    )
-    .await
-    .unwrap();
+    let run = ready_run(&mut world, json!({"olderThanDays": 3}), &clients).await;
+    let batch = manifest_batches(&run, &clients).await.remove(0);
+    let scan = scan_once(&run, &batch, &clients).await;
     // After the scan classified it expired, its writer wakes up.
     world.write("expired-00", NOW, NOW, 3, NOW);
-    rebuild_batch(
-        RebuildRequest {
-            run: run.clone(),
-            batch,
-            scan,
-            rebuild: None,
-        },
-        &clients,
-    )
-    .await
-    .unwrap();
+    rebuild_once(&run, batch, scan, &clients).await;
     let report = report_run(run, &clients).await.unwrap();
     assert_eq!(action_of(&report, "expired-00", &world.aws).as_deref(), Some("skipped"));
     assert_eq!(action_of(&report, "expired-01", &world.aws).as_deref(), Some("deleted"));
@@ -743,11 +754,36 @@ async fn an_export_without_objects_for_events_it_must_hold_stops_the_run() {
 // Data protection
 // ---------------------------------------------------------------------------
 
+/// Whether a plain GetLogEvents of `stream` (no `unmask`) shows asterisks.
+async fn stream_reads_masked(world: &World, stream: &str) -> bool {
+    use archiver::store::{EventsQuery, LogStore};
+    let page = world
+        .aws
+        .logs
+        .get_events_page(EventsQuery {
+            group: GROUP,
+            stream,
+            start_ms: 0,
+            end_ms: None,
+            token: None,
+            limit: None,
+            unmask: false,
+        })
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    page.events.iter().any(|e| e.event.message.contains("******"))
+}
+
 #[tokio::test]
 async fn a_data_protected_group_is_never_replayed_masked() {
     let mut world = World::new();
     let cutoff = cutoff_days(3);
+    // The policy predates every event: CloudWatch Logs masks only events
+    // ingested after it.
+    world.aws.control().set_now_ms(cutoff - 10 * DAY);
     world.aws.logs.set_data_protection(GROUP, Some("secret"));
+    world.aws.control().set_now_ms(NOW);
     world.write("mixed", cutoff - 2 * DAY, cutoff - DAY, 5, cutoff);
     world.write("mixed", cutoff + HOUR, NOW - 6 * HOUR, 5, NOW - 5 * HOUR);
     world.write_events(
@@ -756,6 +792,10 @@ async fn a_data_protected_group_is_never_replayed_masked() {
         NOW - 5 * HOUR,
     );
     world.write("expired", cutoff - 2 * DAY, cutoff - DAY, 5, cutoff);
+    assert!(
+        stream_reads_masked(&world, "mixed").await,
+        "the scenario needs the kept event masked to a reader"
+    );
     // Without allowMaskedArchive nothing is pruned.
     let report = world.succeed(json!({"olderThanDays": 3})).await;
     assert_eq!(report.totals.streams.get("skipped"), Some(&2), "{:?}", report.totals);

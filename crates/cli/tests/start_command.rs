@@ -162,7 +162,11 @@ async fn start_checks_before_it_starts_and_names_never_collide() {
     assert_one_line_error(
         &o,
         2,
-        &["--retention-conflict", "keeps events 7 days", "raise the group's retention"],
+        &[
+            "--retention-conflict",
+            "keeps events 7 days",
+            "raise the group's retention",
+        ],
     );
     // A destructive mode without a terminal needs --yes; the input is checked first, locally.
     let o = cli(&stack, &start_args("/cli/demo", &[])).await;

@@ -397,10 +397,9 @@ impl Rebuilder<'_> {
             && let ExportState::Ready {
                 export: Some(export), ..
             } = &self.run.export
+            && let Some(record) = checkpoint.exports.iter().find(|r| r.task_id == export.task_id)
         {
-            if let Some(record) = checkpoint.exports.iter().find(|r| r.task_id == export.task_id) {
-                proof.distrust(record);
-            }
+            proof.distrust(record);
         }
         Ok(proof)
     }
@@ -764,10 +763,18 @@ impl Rebuilder<'_> {
     ) -> Result<Confirmed> {
         let stream = target.stream;
         let replay_from = self.replay_from_ms(marker);
+        let mut proof_until = replay_from;
         if replay_from > marker.cutoff_ms {
+            // Events between the cutoff and the replay floor cannot be
+            // replayed: they must be archived before the delete. Where an
+            // export covers them they are proven like older events; past
+            // the exports any such event is staged by the read below and
+            // `archive_unreplayable` then stops the delete.
             self.archive_unreplayable(stream, marker, replay_from).await?;
+            let exported_until = self.checkpoint().await?.exported_until_ms;
+            proof_until = replay_from.min(exported_until).max(marker.cutoff_ms);
         }
-        let proof = self.proof(stream, replay_from, target.distrust_export).await?;
+        let proof = self.proof(stream, proof_until, target.distrust_export).await?;
         let confirmer = self.confirmer();
         let mut supplemented = 0;
         for _ in 0..MAX_CONFIRM_ROUNDS {
@@ -797,6 +804,10 @@ impl Rebuilder<'_> {
                 tracing::info!(events = written.events, "events a writer added staged too");
                 marker.staged.add(&written);
                 self.write_marker(stream, marker).await?;
+                if replay_from > marker.cutoff_ms {
+                    // A writer's event older than the replay floor.
+                    self.archive_unreplayable(stream, marker, replay_from).await?;
+                }
             }
             if !found.stream_exists {
                 // Deleted already (by an earlier attempt, or someone else):
@@ -817,17 +828,6 @@ impl Rebuilder<'_> {
     /// where those lack them.
     async fn archive_unreplayable(&self, stream: &str, marker: &Marker, replay_from: i64) -> Result<()> {
         let checkpoint = self.checkpoint().await?;
-        if checkpoint.exported_until_ms < replay_from {
-            return Err(ArchiverError::VerificationFailed {
-                subject: stream.to_string(),
-                detail: format!(
-                    "run {} staged events older than 14 days (before {replay_from} ms) that can no longer be replayed, \
-                     and no export covers them yet; the staging is kept and a run whose cutoff is past them finishes \
-                     the stream",
-                    marker.run_id
-                ),
-            });
-        }
         let archive = self.clients.archive.as_ref();
         let mut events = StagedEvents::open(
             archive,
@@ -847,9 +847,17 @@ impl Rebuilder<'_> {
                 .iter()
                 .position(|r| r.from_ms <= timestamp && timestamp < r.until_ms)
             else {
+                // Only a staged event below the floor needs an export: a
+                // floor above the cutoff with every staged event above it
+                // (an old cutoff, recent kept events) is no reason to stop.
                 return Err(ArchiverError::VerificationFailed {
                     subject: stream.to_string(),
-                    detail: format!("no export on record covers the staged event at {timestamp} ms"),
+                    detail: format!(
+                        "run {} staged an event at {timestamp} ms, older than 14 days (before {replay_from} ms), \
+                         that can no longer be replayed, and no export covers it yet; the staging is kept and a run \
+                         whose cutoff is past it finishes the stream",
+                        marker.run_id
+                    ),
                 });
             };
             *by_export
