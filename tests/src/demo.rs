@@ -56,7 +56,12 @@ pub async fn seed_demo(stack: &Stack) -> Result<DemoGroup, String> {
             events_between(name, from, to, count)
         };
         let result = if active {
-            stack.emulator.seed(DEMO_GROUP, name, &events).await
+            // Written 40 minutes ago: DescribeLogStreams (30 minutes stale on
+            // the stack, as on AWS) shows it, inside the 60-minute quiet period.
+            stack
+                .emulator
+                .seed_with_ingestion(DEMO_GROUP, name, &events, now - 40 * 60_000)
+                .await
         } else {
             stack
                 .emulator
@@ -206,10 +211,12 @@ async fn run_group(
     ));
     for (stream, events) in &demo.streams {
         let after = stream_events(stack, group, stream).await;
-        let (action, reason) = actions
-            .get(stream)
-            .cloned()
-            .unwrap_or_else(|| ("untouched".into(), "nothing older than the cutoff".into()));
+        let (action, reason) = actions.get(stream).cloned().unwrap_or_else(|| {
+            (
+                "untouched".into(),
+                "the listing shows nothing older than the cutoff".into(),
+            )
+        });
         out.push_str(&format!(
             "{:<32} {:>8} {:>9} {:>8}  {}{}\n",
             stream,

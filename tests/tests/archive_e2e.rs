@@ -360,7 +360,16 @@ async fn recently_written_streams_are_skipped() {
     let (cutoff_ms, cutoff) = cutoff_days_ago(7);
     let events = events_between("live", now - 12 * DAY, now - 4 * HOUR, 600);
     assert!(events.iter().any(|(t, _)| *t < cutoff_ms) && events.iter().any(|(t, _)| *t >= cutoff_ms));
-    stack.emulator.seed(GROUP, "live", &events).await.unwrap();
+    // Written 40 minutes ago: DescribeLogStreams (30 minutes stale) shows
+    // it, inside the 60-minute quiet period.
+    stack
+        .emulator
+        .seed_with_ingestion(GROUP, "live", &events, now - 40 * 60_000)
+        .await
+        .unwrap();
+    // Written just now: DescribeLogStreams does not show its events yet.
+    let just_written = events_between("just-written", now - 12 * DAY, now - 4 * HOUR, 300);
+    stack.emulator.seed(GROUP, "just-written", &just_written).await.unwrap();
     let expired = events_between("expired", now - 30 * DAY, cutoff_ms - 1, 200);
     stack
         .emulator
@@ -376,6 +385,11 @@ async fn recently_written_streams_are_skipped() {
         stream_events(&stack, GROUP, "live").await,
         Some(as_events(&events, |_| true)),
         "live stream untouched"
+    );
+    assert_eq!(
+        stream_events(&stack, GROUP, "just-written").await,
+        Some(as_events(&just_written, |_| true)),
+        "a stream whose metadata does not show its events yet is untouched"
     );
     assert_eq!(
         stream_events(&stack, GROUP, "expired").await,

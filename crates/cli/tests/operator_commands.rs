@@ -42,9 +42,19 @@ async fn seed(stack: &Stack) -> Seeded {
             .await
             .unwrap();
     }
+    // Written 40 minutes ago: DescribeLogStreams (30 minutes stale on the
+    // stack, as on AWS) shows it, inside the 60-minute quiet period.
     let active = events_between("active", now - 9 * DAY, now - 60_000, 80);
-    stack.emulator.seed(GROUP, "active", &active).await.unwrap();
+    stack
+        .emulator
+        .seed_with_ingestion(GROUP, "active", &active, now - 40 * 60_000)
+        .await
+        .unwrap();
     streams.insert("active", active);
+    // Written just now: the listing does not show its events yet.
+    let just_written = events_between("just-written", now - 9 * DAY, now - 60_000, 20);
+    stack.emulator.seed(GROUP, "just-written", &just_written).await.unwrap();
+    streams.insert("just-written", just_written);
     archive_bucket(stack, BUCKET).await;
     Seeded {
         cutoff_ms,
@@ -110,6 +120,8 @@ async fn plan_counts_what_a_run_would_do_within_the_quota_and_writes_nothing() {
         row(&plan, "active")["reason"],
         "received events within the quiet period"
     );
+    assert_eq!(row(&plan, "just-written")["class"], "unlisted");
+    assert_eq!(row(&plan, "just-written")["action"], "none");
     let reingested = bytes(mixed, |t| t >= c) + 26 * count(mixed, |t| t >= c);
     assert_eq!(plan["totals"]["reingestedBytes"], reingested);
     assert_eq!(plan["checkpointRead"], false);
@@ -416,7 +428,11 @@ async fn runs_watch_report_and_restore_round_trip() {
 
     // An unknown stream is an error naming the streams the export has.
     let unknown = common::cli_owned(&stack, restore(&["--stream", "web/mixd"])).await;
-    assert_one_line_error(&unknown, 2, &["no stream \"web/mixd\"", "active, expired, web/mixed"]);
+    assert_one_line_error(
+        &unknown,
+        2,
+        &["no stream \"web/mixd\"", "active, expired, just-written, web/mixed"],
+    );
 
     // Re-ingestion, twice: the second run writes nothing again.
     stack

@@ -332,9 +332,11 @@ async fn one_run_per_group_ctrl_c_stop_and_redrive() {
     assert_eq!(d.status().as_str(), "RUNNING");
 
     // stop: StopExecution, then the lease this execution holds is released.
-    let held = json!({"runId": "r", "executionArn": arn, "mode": "rebuild", "cutoff": "c",
-        "acquiredAt": "2026-01-01T00:00:00Z", "expiresAt": later, "released": false, "renewals": 2});
-    put(&stack, BUCKET, lease_key, &held).await;
+    // The lease is the run's own (overwriting it would make the run's next
+    // renewal fail, as it should, and race the stop).
+    let held = get(&stack, BUCKET, lease_key).await;
+    assert_eq!(held["executionArn"], arn.as_str(), "{held}");
+    assert_eq!(held["released"], false, "{held}");
     let stopped = cli(&stack, &["stop", &arn]).await;
     assert_ok(&stopped);
     assert!(
@@ -349,7 +351,9 @@ async fn one_run_per_group_ctrl_c_stop_and_redrive() {
     );
     let lease_now = get(&stack, BUCKET, lease_key).await;
     assert_eq!(lease_now["released"], true);
-    assert_eq!(lease_now["renewals"], 2, "the rest of the lease is kept");
+    for field in ["runId", "executionArn", "acquiredAt", "cutoff"] {
+        assert_eq!(lease_now[field], held[field], "the rest of the lease is kept: {field}");
+    }
     let d = stack
         .emulator
         .sfn()

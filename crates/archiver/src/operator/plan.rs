@@ -606,6 +606,23 @@ async fn plan_stream(logs: &dyn LogStore, shared: &Shared, stream: &StreamInfo) 
             row.replay = replay;
         }
         StreamClass::Fresh => row.class = "fresh".into(),
+        StreamClass::Empty if stream.first_event_timestamp.is_none() => {
+            // DescribeLogStreams shows no events: the stream is empty, or
+            // its events are too recent for the listing. One event read
+            // tells which.
+            shared.bucket.take().await;
+            let mut any = EventCursor::new(logs, group, &stream.name, 0, None, None).with_page_size(1);
+            if any.next_event().await?.is_some() {
+                row.class = "unlisted".into();
+                row.reason = Some(
+                    "DescribeLogStreams does not show its events yet (its timestamps lag ingestion, typically by \
+                     under an hour); a run leaves it until they do"
+                        .into(),
+                );
+            } else {
+                row.class = "empty".into();
+            }
+        }
         StreamClass::Empty => row.class = "empty".into(),
         StreamClass::Skip(reason) => {
             row.class = "skip".into();
@@ -749,6 +766,31 @@ mod tests {
         assert_eq!(plan.totals.streams["skip"], 1);
         assert_eq!(plan.streams.len(), 5, "every stream once, in name order");
         assert!(plan.streams.windows(2).all(|w| w[0].stream < w[1].stream));
+    }
+
+    #[tokio::test]
+    async fn a_stream_the_listing_does_not_show_yet_is_unlisted_not_empty() {
+        let now = Utc::now();
+        let aws = seeded(now.timestamp_millis());
+        aws.logs.seed(
+            "/g",
+            "just-written",
+            [LogEvent::new(now.timestamp_millis() - 9 * DAY, "w")],
+            None,
+        );
+        aws.logs.set_metadata_lag_ms(Some(30 * 60_000));
+        let settings = request().settings(now).unwrap();
+        let plan = plan_group(aws.logs.clone(), &settings, &exact(), &|_| {})
+            .await
+            .unwrap();
+        let row = |name: &str| plan.streams.iter().find(|r| r.stream == name).unwrap().clone();
+        let unlisted = row("just-written");
+        assert_eq!(
+            (unlisted.class.as_str(), unlisted.action.as_str()),
+            ("unlisted", "none")
+        );
+        assert!(unlisted.reason.unwrap().contains("lag ingestion"));
+        assert_eq!(row("empty").class, "empty");
     }
 
     #[tokio::test]
