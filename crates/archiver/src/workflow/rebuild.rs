@@ -397,10 +397,9 @@ impl Rebuilder<'_> {
             && let ExportState::Ready {
                 export: Some(export), ..
             } = &self.run.export
+            && let Some(record) = checkpoint.exports.iter().find(|r| r.task_id == export.task_id)
         {
-            if let Some(record) = checkpoint.exports.iter().find(|r| r.task_id == export.task_id) {
-                proof.distrust(record);
-            }
+            proof.distrust(record);
         }
         Ok(proof)
     }
