@@ -138,12 +138,15 @@ mutants: ## remove each safety guard in a scratch copy and show its test failing
 	$(PYTHON) tests/mutations/mutate.py
 
 .PHONY: bench
-bench: $(VENV_STAMP) ## benchmarks: batch packing (criterion), the proof's cost, and scripted runs on the emulator; see BENCHMARKS.md
+bench: $(VENV_STAMP) ## benchmarks: batch packing (criterion), the proof's cost, scripted runs on the emulator, the limits ones for hours; see BENCHMARKS.md
 	$(CARGO) bench -p archiver --bench packing
 	$(CARGO) bench -p archiver --bench proof
 	$(CARGO) build --release -p cwl-archiver-e2e --bin bench
 	target/release/bench rebuild --events 100000 1000000
 	target/release/bench group --streams 2000 20000
+	target/release/bench limits-group --streams 100000 --quota-scale 8
+	target/release/bench limits-group --streams 10000 --quota-scale 8 --cutoff-days 30 --mode expired-only
+	target/release/bench limits-parent --groups 5000 --quota-scale 1
 
 .PHONY: doc
 doc: ## API documentation of the library

@@ -130,6 +130,8 @@ pub fn required(call: &Call, kms: bool) -> Vec<Permission> {
     match (&call.target, call.method) {
         // No resource-level permissions for these two.
         (Target::Group(_), "describe_group") => vec![role("logs:DescribeLogGroups", "*".into())],
+        (Target::Account, "list_groups_page") => vec![role("logs:DescribeLogGroups", "*".into())],
+        (Target::Group(g), "group_tags") => vec![role("logs:ListTagsForResource", group_arn(g))],
         (Target::Account, "describe_export_task" | "active_export_task") => {
             vec![role("logs:DescribeExportTasks", "*".into())]
         }
@@ -234,14 +236,16 @@ pub fn required_by_runtime(stack_name: &str, function: &str) -> Vec<Permission> 
         .collect()
 }
 
-/// The permissions one Task state (or Map ItemReader) needs from its state
-/// machine's role, after the definition's substitutions: `resource` is the
-/// integration ARN and `parameters` its `Parameters`. `object` stands for an
-/// object the ItemReader reads (its key is only known at run time), in a
-/// bucket encrypted with the archive key if `kms`.
+/// The permissions one Task state (or a Map's ItemReader or ResultWriter)
+/// needs from the role of its state machine `own_arn`, after the
+/// definition's substitutions: `resource` is the integration ARN and
+/// `parameters` its `Parameters`. `object` stands for an object the
+/// ItemReader reads or the ResultWriter writes (its key is only known at run
+/// time), in a bucket encrypted with the archive key if `kms`.
 pub fn integration_required(
     resource: &str,
     parameters: &serde_json::Value,
+    own_arn: &str,
     object: &str,
     kms: bool,
 ) -> Vec<Permission> {
@@ -255,6 +259,25 @@ pub fn integration_required(
                 needed.push(role("kms:Decrypt", KEY_ARN.into()));
             }
             needed
+        }
+        // A Distributed Map's ResultWriter writes its manifest and result
+        // files, as multipart uploads when they are large.
+        "arn:aws:states:::s3:putObject" => {
+            let mut needed = vec![
+                role("s3:PutObject", object.to_string()),
+                role("s3:ListMultipartUploadParts", object.to_string()),
+                role("s3:AbortMultipartUpload", object.to_string()),
+            ];
+            if kms {
+                needed.push(role("kms:GenerateDataKey", KEY_ARN.into()));
+                needed.push(role("kms:Decrypt", KEY_ARN.into()));
+            }
+            needed
+        }
+        // Whether another execution of the same state machine still runs.
+        "arn:aws:states:::aws-sdk:sfn:describeExecution" => {
+            let execution = format!("{}:holder-1", own_arn.replace(":stateMachine:", ":execution:"));
+            vec![role("states:DescribeExecution", execution)]
         }
         "arn:aws:states:::aws-sdk:cloudwatchlogs:describeLogGroups" => {
             vec![role("logs:DescribeLogGroups", "*".into())]

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use archiver::domain::batch::LogBatch;
 use archiver::error::Result;
 use archiver::store::{
-    ArchiveStore, DataProtection, EventsPage, EventsQuery, ExportRequest, ExportStart, ExportTask, GroupInfo, LogStore,
-    ObjectInfo, StreamInfo, Versioned, WriteCondition,
+    ArchiveStore, DataProtection, EventsPage, EventsQuery, ExportRequest, ExportStart, ExportTask, GroupInfo,
+    GroupSummary, LogStore, ObjectInfo, StreamInfo, Versioned, WriteCondition,
 };
 use archiver::workflow::Clients;
 use async_trait::async_trait;
@@ -438,6 +438,25 @@ impl LogStore for InterposedLogs {
             "delete_retention",
             group_target(group),
             self.inner.delete_retention(group)
+        )
+    }
+    async fn list_groups_page(&self, prefix: &str, token: Option<&str>) -> Result<(Vec<GroupSummary>, Option<String>)> {
+        interposed!(
+            self,
+            "DescribeLogGroups",
+            "list_groups_page",
+            Target::Account,
+            self.inner.list_groups_page(prefix, token)
+        )
+    }
+    async fn group_tags(&self, group_arn: &str) -> Result<std::collections::BTreeMap<String, String>> {
+        let group = group_arn.split_once(":log-group:").map_or(group_arn, |(_, name)| name);
+        interposed!(
+            self,
+            "ListTagsForResource",
+            "group_tags",
+            group_target(group),
+            self.inner.group_tags(group_arn)
         )
     }
 }

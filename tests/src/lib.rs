@@ -7,6 +7,7 @@ pub mod iam;
 pub mod interpose;
 pub mod invariants;
 pub mod lambda_host;
+pub mod limits;
 pub mod scenario;
 pub mod stack;
 pub mod template;

@@ -57,14 +57,48 @@ pub const LOCAL_FUNCTIONS: [(&str, &str); 4] = [
 /// The stack name the local stack resolves `AWS::StackName` to.
 pub const LOCAL_STACK_NAME: &str = "cwl-archiver";
 
-/// The template's context in the local stack: its parameter defaults and the
-/// local function ARNs.
+/// The template's context in the local stack: its parameter defaults, the
+/// local function ARNs and the names of the stack's own log groups.
 pub fn local_context(template: &Template) -> Context {
-    LOCAL_FUNCTIONS
+    let ctx = LOCAL_FUNCTIONS
         .iter()
         .fold(template.context(LOCAL_STACK_NAME), |ctx, (logical, name)| {
             ctx.resource(&format!("{logical}.Arn"), &function_arn(name))
+        });
+    with_log_group_names(template, ctx)
+}
+
+/// `ctx` with what a `Ref` to each of the template's log groups resolves to:
+/// its name, as CloudFormation gives it.
+pub fn with_log_group_names(template: &Template, ctx: Context) -> Context {
+    template
+        .resources_of_type("AWS::Logs::LogGroup")
+        .iter()
+        .fold(ctx, |ctx, logical| {
+            let name = template
+                .resolved_property(logical, "LogGroupName", &ctx)
+                .ok()
+                .flatten()
+                .and_then(|v| v.as_str().map(str::to_string));
+            match name {
+                Some(name) => ctx.resource(logical, &name),
+                None => ctx,
+            }
         })
+}
+
+/// The stack's own log groups in the local stack, as the account-wide state
+/// machine leaves them out.
+pub fn own_log_groups() -> Vec<String> {
+    let Ok(template) = Template::load() else {
+        return Vec::new();
+    };
+    let ctx = local_context(&template);
+    template
+        .resources_of_type("AWS::Logs::LogGroup")
+        .iter()
+        .filter_map(|logical| ctx.resources.get(logical).cloned())
+        .collect()
 }
 
 /// The archive state machine's definition as the template deploys it, with
@@ -188,8 +222,16 @@ impl Stack {
         input: &Value,
         timeout: std::time::Duration,
     ) -> Result<Execution, HarnessError> {
-        let sfn = self.emulator.sfn();
-        let started = sfn
+        let arn = self.start_on(state_machine_arn, name, input).await?;
+        self.wait_for(&arn, timeout).await
+    }
+
+    /// Starts an execution of a state machine of the stack; returns its ARN
+    /// without waiting.
+    pub async fn start_on(&self, state_machine_arn: &str, name: &str, input: &Value) -> Result<String, HarnessError> {
+        let started = self
+            .emulator
+            .sfn()
             .start_execution()
             .state_machine_arn(state_machine_arn)
             .name(name)
@@ -200,12 +242,17 @@ impl Stack {
                 status: 0,
                 body: format!("StartExecution: {}", aws_sdk_sfn::error::DisplayErrorContext(&e)),
             })?;
-        let arn = started.execution_arn().to_string();
+        Ok(started.execution_arn().to_string())
+    }
+
+    /// Waits for an execution to end; returns its status, output (or error and cause).
+    pub async fn wait_for(&self, arn: &str, timeout: std::time::Duration) -> Result<Execution, HarnessError> {
+        let sfn = self.emulator.sfn();
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let d = sfn
                 .describe_execution()
-                .execution_arn(&arn)
+                .execution_arn(arn)
                 .send()
                 .await
                 .map_err(|e| HarnessError::Control {
@@ -232,6 +279,81 @@ impl Stack {
             }
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
+    }
+
+    /// The whole history of an execution, by ARN.
+    pub async fn history(&self, arn: &str) -> Result<Vec<aws_sdk_sfn::types::HistoryEvent>, HarnessError> {
+        let sfn = self.emulator.sfn();
+        let mut events = Vec::new();
+        let mut token = None;
+        loop {
+            let page = sfn
+                .get_execution_history()
+                .execution_arn(arn)
+                .max_results(1000)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| HarnessError::Control {
+                    status: 0,
+                    body: format!("GetExecutionHistory: {}", aws_sdk_sfn::error::DisplayErrorContext(&e)),
+                })?;
+            events.extend(page.events().iter().cloned());
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(events);
+            }
+        }
+    }
+
+    /// Every execution of a state machine (ARN), any status.
+    pub async fn executions(&self, state_machine_arn: &str) -> Result<Vec<String>, HarnessError> {
+        let sfn = self.emulator.sfn();
+        let mut arns = Vec::new();
+        let mut token = None;
+        loop {
+            let page = sfn
+                .list_executions()
+                .state_machine_arn(state_machine_arn)
+                .max_results(1000)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| HarnessError::Control {
+                    status: 0,
+                    body: format!("ListExecutions: {}", aws_sdk_sfn::error::DisplayErrorContext(&e)),
+                })?;
+            arns.extend(page.executions().iter().map(|e| e.execution_arn().to_string()));
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(arns);
+            }
+        }
+    }
+
+    /// A JSON object of the archive bucket (or any bucket).
+    pub async fn read_json(&self, bucket: &str, key: &str) -> Result<Value, HarnessError> {
+        let object = self
+            .emulator
+            .s3()
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                control_error(format!(
+                    "GetObject {key}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                ))
+            })?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| control_error(format!("GetObject {key}: {e}")))?
+            .into_bytes();
+        serde_json::from_slice(&bytes).map_err(|e| control_error(format!("{key} is not JSON: {e}")))
     }
 }
 

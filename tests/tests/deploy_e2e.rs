@@ -130,6 +130,12 @@ fn stamp(t: &aws_sdk_sfn::primitives::DateTime) -> (i64, u32) {
     (t.secs(), t.subsec_nanos())
 }
 
+/// The account-wide run's summary object named by its output (or cause).
+async fn parent_summary(stack: &Stack, run_id: &str) -> serde_json::Value {
+    let key = archiver::workflow::groups::ParentLayout::new("cwl-archiver").summary(run_id);
+    stack.read_json(BUCKET, &key).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parent_archives_every_group_with_the_prefix_one_at_a_time() {
     let stack = Stack::start(1.0).await.unwrap();
@@ -144,19 +150,23 @@ async fn parent_archives_every_group_with_the_prefix_one_at_a_time() {
     create_bucket(&stack, BUCKET).await;
 
     let parent = stack.deploy_parent(BUCKET, |ctx| ctx).await.unwrap();
-    // One group per DescribeLogGroups page, so the run has to follow NextToken.
     let input = json!({
         "logGroupNamePrefix": "/team-a/",
-        "pageSize": 1,
         "archive": {"cutoff": cutoff, "pollSeconds": 1, "streamsPerBatch": 2}
     });
     let run = stack.run_on(&parent, "all-groups", &input, RUN_TIMEOUT).await.unwrap();
     let children = children(&stack).await;
     assert_eq!(run.status, "SUCCEEDED", "{run:?}\n{children:?}");
+    let output = run.output.clone().unwrap();
     assert_eq!(
-        run.output.as_ref().map(|o| o["groups"].clone()),
-        Some(json!(2)),
-        "{run:?}"
+        (
+            &output["groups"],
+            &output["succeeded"],
+            &output["busy"],
+            &output["failed"]
+        ),
+        (&json!(2), &json!(2), &json!(0), &json!(0)),
+        "{output}"
     );
     // One child execution per selected group, never two at once.
     let groups: Vec<&str> = children.iter().map(|c| c.group.as_str()).collect();
@@ -181,6 +191,21 @@ async fn parent_archives_every_group_with_the_prefix_one_at_a_time() {
     // Outside the prefix: untouched, nothing written.
     assert!(stream_events(&stack, other, "expired").await.is_some());
     assert!(object_keys(&stack, BUCKET, "cwl-archiver/team-b/").await.is_empty());
+    // The per-group results are where the output says, and the lease is let go.
+    let layout = archiver::workflow::groups::ParentLayout::new("cwl-archiver");
+    let results = output["results"]["key"].as_str().unwrap();
+    assert!(
+        results.starts_with(&format!("{}/", layout.results("all-groups"))),
+        "{results}"
+    );
+    let manifest = stack.read_json(BUCKET, results).await.unwrap();
+    assert_eq!(
+        manifest["ResultFiles"]["SUCCEEDED"].as_array().map(Vec::len),
+        Some(1),
+        "{manifest}"
+    );
+    let lease = stack.read_json(BUCKET, &layout.lease()).await.unwrap();
+    assert_eq!(lease["released"], json!(true), "{lease}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -228,9 +253,11 @@ async fn parent_fails_when_a_group_fails_and_goes_on_with_the_others() {
     let (cutoff_ms, cutoff) = cutoff_days_ago(7);
     seed(&stack, "/jobs/a", cutoff_ms).await;
     seed(&stack, "/jobs/b", cutoff_ms).await;
-    // No bucket: every group fails validation in StartExport.
-    let parent = stack.deploy_parent("no-such-bucket", |ctx| ctx).await.unwrap();
-    let input = json!({"logGroupNamePrefix": "/jobs/", "archive": {"cutoff": cutoff, "pollSeconds": 1}});
+    // Settings no group run accepts: every group fails validation in StartExport.
+    create_bucket(&stack, BUCKET).await;
+    let parent = stack.deploy_parent(BUCKET, |ctx| ctx).await.unwrap();
+    let input = json!({"logGroupNamePrefix": "/jobs/", "archive": {"cutoff": cutoff, "pollSeconds": 1,
+        "streamsPerBatch": 9999}});
     let run = stack.run_on(&parent, "failing", &input, RUN_TIMEOUT).await.unwrap();
     assert_eq!(run.status, "FAILED", "{run:?}");
     assert_eq!(run.error.as_deref(), Some("GroupsFailed"), "{run:?}");
@@ -240,39 +267,178 @@ async fn parent_fails_when_a_group_fails_and_goes_on_with_the_others() {
     assert!(
         children
             .iter()
-            .all(|c| c.status == "FAILED" && c.cause.as_deref().is_some_and(|m| m.contains("no-such-bucket"))),
+            .all(|c| c.status == "FAILED" && c.cause.as_deref().is_some_and(|m| m.contains("streamsPerBatch"))),
         "{children:?}"
     );
     assert!(stream_events(&stack, "/jobs/a", "expired").await.is_some());
 
-    // docs/deploy.md: the groups a parent run failed on are the outputs of
-    // its GroupFailed states, in its history.
-    let execution = format!("{}:failing", parent.replace(":stateMachine:", ":execution:"));
-    let history = stack
-        .emulator
-        .sfn()
-        .get_execution_history()
-        .execution_arn(&execution)
-        .max_results(1000)
-        .send()
-        .await
-        .unwrap();
-    let mut failed: Vec<String> = history
-        .events()
+    // docs/deploy.md: the cause names the failed groups and the summary,
+    // which has every failed group with its error and cause.
+    let cause = run.cause.unwrap_or_default();
+    assert!(
+        cause.contains("2 of 2 groups failed") && cause.contains("/jobs/a (InvalidInput)"),
+        "{cause}"
+    );
+    let summary_key = archiver::workflow::groups::ParentLayout::new("cwl-archiver").summary("failing");
+    assert!(cause.contains(&summary_key), "{cause}");
+    let summary = parent_summary(&stack, "failing").await;
+    let mut failed: Vec<String> = summary["failures"]
+        .as_array()
+        .unwrap()
         .iter()
-        .filter_map(|e| e.state_exited_event_details())
-        .filter(|d| d.name() == "GroupFailed")
-        .map(|d| {
-            let output: serde_json::Value = serde_json::from_str(d.output().unwrap()).unwrap();
+        .map(|f| {
+            assert_eq!(f["error"], json!("InvalidInput"), "{f}");
             assert!(
-                output["cause"].as_str().is_some_and(|c| c.contains("no-such-bucket")),
-                "{output}"
+                f["cause"].as_str().is_some_and(|c| c.contains("streamsPerBatch")),
+                "{f}"
             );
-            output["logGroupName"].as_str().unwrap().to_string()
+            assert!(
+                f["executionArn"].as_str().is_some_and(|a| a.contains(":execution:")),
+                "{f}"
+            );
+            f["logGroupName"].as_str().unwrap().to_string()
         })
         .collect();
     failed.sort();
     assert_eq!(failed, ["/jobs/a", "/jobs/b"]);
+    assert_eq!((&summary["succeeded"], &summary["failed"]), (&json!(0), &json!(2)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_parent_runs_started_at_once_never_overlap() {
+    let stack = Stack::start(1.0).await.unwrap();
+    let (cutoff_ms, cutoff) = cutoff_days_ago(7);
+    seed(&stack, "/batch/a", cutoff_ms).await;
+    seed(&stack, "/batch/b", cutoff_ms).await;
+    create_bucket(&stack, BUCKET).await;
+    let parent = stack.deploy_parent(BUCKET, |ctx| ctx).await.unwrap();
+    let input = json!({"logGroupNamePrefix": "/batch/", "archive": {"cutoff": cutoff, "pollSeconds": 1}});
+    let (first, second) = tokio::join!(
+        stack.start_on(&parent, "at-once-1", &input),
+        stack.start_on(&parent, "at-once-2", &input)
+    );
+    let runs = [first.unwrap(), second.unwrap()];
+    let mut ended = Vec::new();
+    for arn in &runs {
+        ended.push(stack.wait_for(arn, RUN_TIMEOUT).await.unwrap());
+    }
+    let busy: Vec<usize> = (0..2)
+        .filter(|&i| ended[i].output.as_ref().is_some_and(|o| o["status"] == "PARENT_BUSY"))
+        .collect();
+    assert_eq!(busy.len(), 1, "exactly one run ends PARENT_BUSY: {ended:?}");
+    let (busy, worked) = (busy[0], 1 - busy[0]);
+    assert_eq!(ended[busy].status, "SUCCEEDED", "{ended:?}");
+    assert_eq!(ended[worked].status, "SUCCEEDED", "{ended:?}");
+    assert_eq!(
+        ended[worked].output.as_ref().unwrap()["succeeded"],
+        json!(2),
+        "{ended:?}"
+    );
+    // The busy run started no group: its history has no Map state, and
+    // every archive execution belongs to the other.
+    let history = stack.history(&runs[busy]).await.unwrap();
+    assert!(
+        !history.iter().any(|e| e.map_run_started_event_details().is_some()),
+        "the busy run started a Map"
+    );
+    assert_eq!(
+        ended[busy].output.as_ref().unwrap()["heldBy"]["runId"],
+        json!(format!("at-once-{}", worked + 1))
+    );
+    // It asked Step Functions whether the holder still ran, and it did.
+    let entered: Vec<&str> = history
+        .iter()
+        .filter_map(|e| e.state_entered_event_details().map(|d| d.name()))
+        .collect();
+    assert!(
+        entered.ends_with(&["HolderRunning", "HolderAlive?", "ParentBusy"]),
+        "{entered:?}"
+    );
+    assert_eq!(children(&stack).await.len(), 2);
+
+    // A run that ended without letting the lease go (stopped, say) leaves it
+    // behind: the next run asks Step Functions, finds it ended, takes over.
+    let layout = archiver::workflow::groups::ParentLayout::new("cwl-archiver");
+    let now = chrono::Utc::now().timestamp_millis();
+    let stale = json!({
+        "runId": format!("at-once-{}", worked + 1),
+        "executionArn": runs[worked],
+        "mode": "all-groups", "cutoff": "",
+        "acquiredAt": archiver::domain::lease::rfc3339(now - DAY),
+        "expiresAt": archiver::domain::lease::rfc3339(now + 300 * DAY),
+        "released": false
+    });
+    put_json(&stack, &layout.lease(), &stale).await;
+    let again = stack
+        .run_on(&parent, "after-a-stop", &input, RUN_TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(again.status, "SUCCEEDED", "{again:?}");
+    assert_eq!(again.output.as_ref().unwrap()["groups"], json!(2), "{again:?}");
+}
+
+async fn put_json(stack: &Stack, key: &str, value: &serde_json::Value) {
+    stack
+        .emulator
+        .s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(value.to_string().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parent_leaves_out_the_stacks_own_groups_and_a_busy_group_is_no_failure() {
+    let stack = Stack::start(1.0).await.unwrap();
+    let (cutoff_ms, cutoff) = cutoff_days_ago(7);
+    // The stack's own function and state machine groups, under the prefix.
+    let own = cwl_archiver_e2e::stack::own_log_groups();
+    assert_eq!(own.len(), 6, "{own:?}");
+    for group in own.iter().filter(|g| g.starts_with("/aws/lambda/")) {
+        seed(&stack, group, cutoff_ms).await;
+    }
+    seed(&stack, "/aws/lambda/orders", cutoff_ms).await;
+    seed(&stack, "/aws/lambda/held", cutoff_ms).await;
+    create_bucket(&stack, BUCKET).await;
+    // Another run holds /aws/lambda/held.
+    let now = chrono::Utc::now().timestamp_millis();
+    let lease = json!({
+        "runId": "someone-else", "mode": "rebuild", "cutoff": cutoff,
+        "acquiredAt": archiver::domain::lease::rfc3339(now),
+        "expiresAt": archiver::domain::lease::rfc3339(now + HOUR),
+        "released": false
+    });
+    put_json(&stack, "cwl-archiver/aws/lambda/held/@lease.json", &lease).await;
+    let parent = stack.deploy_parent(BUCKET, |ctx| ctx).await.unwrap();
+    let input = json!({"logGroupNamePrefix": "/aws/lambda/", "archive": {"cutoff": cutoff, "pollSeconds": 1}});
+    let run = stack.run_on(&parent, "own", &input, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(run.status, "SUCCEEDED", "{run:?}");
+    let output = run.output.unwrap();
+    assert_eq!(
+        (
+            &output["groups"],
+            &output["succeeded"],
+            &output["busy"],
+            &output["failed"]
+        ),
+        (&json!(2), &json!(1), &json!(1), &json!(0)),
+        "{output}"
+    );
+    let mut groups: Vec<String> = children(&stack).await.into_iter().map(|c| c.group).collect();
+    groups.sort();
+    assert_eq!(groups, ["/aws/lambda/held", "/aws/lambda/orders"]);
+    assert_eq!(
+        parent_summary(&stack, "own").await["busyGroups"],
+        json!(["/aws/lambda/held"])
+    );
+    for group in own.iter().filter(|g| g.starts_with("/aws/lambda/")) {
+        assert!(stream_events(&stack, group, "expired").await.is_some(), "{group}");
+    }
+    assert!(stream_events(&stack, "/aws/lambda/held", "expired").await.is_some());
+    assert_eq!(stream_events(&stack, "/aws/lambda/orders", "expired").await, None);
 }
 
 /// The template resolved for an IAM check: the created bucket under SSE-KMS
@@ -286,7 +452,8 @@ fn iam_context(template: &Template) -> Context {
                 &format!("arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:/aws/lambda/{LOCAL_STACK_NAME}-{name}:*"),
             )
         });
-    ctx.parameter("Encryption", "SSE-KMS")
+    cwl_archiver_e2e::stack::with_log_group_names(template, ctx)
+        .parameter("Encryption", "SSE-KMS")
         .parameter("LogGroupNamePattern", "/app/*")
         .resource("ArchiveBucket", BUCKET)
         .resource("ArchiveBucket.Arn", &format!("arn:aws:s3:::{BUCKET}"))
@@ -317,7 +484,10 @@ struct Policies {
 
 impl Policies {
     fn of(template: &Template) -> Policies {
-        let ctx = iam_context(template);
+        Self::with(template, iam_context(template))
+    }
+
+    fn with(template: &Template, ctx: Context) -> Policies {
         let roles = LOCAL_FUNCTIONS
             .iter()
             .map(|(logical, name)| {
@@ -491,25 +661,93 @@ async fn every_call_is_allowed_by_the_role_of_the_function_that_makes_it() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_account_wide_listing_is_allowed_by_the_check_export_role() {
+    // With a tag filter: list-groups reads every group's tags.
+    let template = Template::load().unwrap();
+    let tagged = |ctx: Context| {
+        ctx.parameter("LogGroupTagKey", "archive")
+            .parameter("LogGroupTagValue", "yes")
+    };
+    let policies = Policies::with(&template, tagged(iam_context(&template)));
+    let stack = Stack::start(1.0).await.unwrap();
+    let (cutoff_ms, cutoff) = cutoff_days_ago(7);
+    seed(&stack, "/app/tagged", cutoff_ms).await;
+    seed(&stack, "/app/untagged", cutoff_ms).await;
+    stack
+        .emulator
+        .logs()
+        .tag_resource()
+        .resource_arn(group_arn("/app/tagged"))
+        .tags("archive", "yes")
+        .send()
+        .await
+        .unwrap();
+    create_bucket(&stack, BUCKET).await;
+    let parent = stack.deploy_parent(BUCKET, tagged).await.unwrap();
+    let input = json!({"logGroupNamePrefix": "/app/", "archive": {"cutoff": cutoff, "pollSeconds": 1}});
+    let run = stack.run_on(&parent, "iam-all", &input, RUN_TIMEOUT).await.unwrap();
+    assert_eq!(run.status, "SUCCEEDED", "{run:?}");
+    assert_eq!(run.output.unwrap()["succeeded"], json!(1));
+
+    let calls: BTreeSet<Call> = stack.interposer.recorded().into_iter().collect();
+    let listing: BTreeSet<&str> = calls
+        .iter()
+        .filter(|c| c.function == "check-export")
+        .map(|c| c.method)
+        .collect();
+    assert!(
+        listing.contains("list_groups_page") && listing.contains("group_tags"),
+        "{listing:?}"
+    );
+    let denied: Vec<String> = calls
+        .iter()
+        .flat_map(|call| required(call, true).into_iter().map(move |p| (call, p)))
+        .filter(|(call, p)| !policies.allows(&call.function, p))
+        .map(|(call, p)| format!("{} {} -> {p:?}", call.function, call.method))
+        .collect();
+    assert!(denied.is_empty(), "denied:\n{}", denied.join("\n"));
+    // Without a tag filter check-export reads no tags.
+    let plain = Policies::of(&template);
+    let tags = Permission::role("logs:ListTagsForResource", group_arn("/app/tagged"));
+    assert!(!plain.allows("check-export", &tags));
+    assert!(policies.allows("check-export", &tags));
+}
+
 /// Every permission the Task states and Map states of a definition need.
-fn definition_needs(state: &serde_json::Value, own_arn: &str, out: &mut Vec<Permission>) {
-    let object = format!("arn:aws:s3:::{BUCKET}/cwl-archiver/app/x/@runs/r/manifest.json");
+/// `object` stands for what a Map reads and writes in S3 (the manifest of a
+/// group run, the group list and results of an account-wide run).
+fn definition_needs(state: &serde_json::Value, own_arn: &str, object: &str, out: &mut Vec<Permission>) {
     match state {
         serde_json::Value::Object(map) => {
             if map.get("Type").and_then(|t| t.as_str()) == Some("Task") {
                 let resource = map["Resource"].as_str().unwrap();
-                out.extend(integration_required(resource, &map["Parameters"], &object, true));
+                out.extend(integration_required(
+                    resource,
+                    &map["Parameters"],
+                    own_arn,
+                    object,
+                    true,
+                ));
             }
-            if let Some(reader) = map.get("ItemReader") {
-                let resource = reader["Resource"].as_str().unwrap();
-                out.extend(integration_required(resource, &reader["Parameters"], &object, true));
+            for io in ["ItemReader", "ResultWriter"] {
+                if let Some(reader) = map.get(io) {
+                    let resource = reader["Resource"].as_str().unwrap();
+                    out.extend(integration_required(
+                        resource,
+                        &reader["Parameters"],
+                        own_arn,
+                        object,
+                        true,
+                    ));
+                }
             }
             if map.get("Mode").and_then(|m| m.as_str()) == Some("DISTRIBUTED") {
                 out.extend(distributed_map_required(own_arn));
             }
-            map.values().for_each(|v| definition_needs(v, own_arn, out));
+            map.values().for_each(|v| definition_needs(v, own_arn, object, out));
         }
-        serde_json::Value::Array(items) => items.iter().for_each(|v| definition_needs(v, own_arn, out)),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| definition_needs(v, own_arn, object, out)),
         _ => {}
     }
 }
@@ -529,15 +767,17 @@ fn every_state_machine_integration_is_allowed_by_its_role() {
         .parameter("LogGroupTagValue", "yes")
         .resource("ArchiveStateMachine", &machine_arn("archive"))
         .resource("ParentStateMachine", &machine_arn("all-groups"));
-    for (machine, role, name) in [
-        ("ArchiveStateMachine", "ArchiveStateMachineRole", "archive"),
-        ("ParentStateMachine", "ParentStateMachineRole", "all-groups"),
+    let manifest = format!("arn:aws:s3:::{BUCKET}/cwl-archiver/app/x/@runs/r/manifest.json");
+    let groups = format!("arn:aws:s3:::{BUCKET}/cwl-archiver/@parent/runs/r/groups.json");
+    for (machine, role, name, object) in [
+        ("ArchiveStateMachine", "ArchiveStateMachineRole", "archive", &manifest),
+        ("ParentStateMachine", "ParentStateMachineRole", "all-groups", &groups),
     ] {
         let definition: serde_json::Value =
             serde_json::from_str(&template.state_machine_definition(machine, &ctx).unwrap()).unwrap();
         let statements = template.role_statements(role, &ctx).unwrap();
         let mut needed = Vec::new();
-        definition_needs(&definition, &machine_arn(name), &mut needed);
+        definition_needs(&definition, &machine_arn(name), object, &mut needed);
         let keys = HashMap::new();
         let denied: Vec<_> = needed.iter().filter(|p| !allowed(&statements, p, &keys)).collect();
         assert!(denied.is_empty(), "{role} denies {denied:#?}");

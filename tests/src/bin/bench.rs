@@ -7,6 +7,11 @@
 //! - `bench group --streams S...`: a group of S streams (nine in ten
 //!   expired) archived by the real state machine; state transitions, history
 //!   events and the largest state payload, from the execution history.
+//! - `bench limits-group --streams S --quota-scale Q`: the same through the
+//!   archive state machine with the CloudWatch Logs quotas on (every quota
+//!   times Q) and AWS's Step Functions limits, measured against them.
+//! - `bench limits-parent --groups G --quota-scale Q`: an account of G tiny
+//!   groups through the account-wide state machine, measured the same way.
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +44,28 @@ enum Command {
     Group {
         #[arg(long, num_args = 1.., default_values_t = [2_000u64, 20_000])]
         streams: Vec<u64>,
+    },
+    /// A group of S streams through the archive state machine with the quotas on, against AWS's limits.
+    LimitsGroup {
+        #[arg(long, default_value_t = 100_000)]
+        streams: u64,
+        /// Every CloudWatch Logs quota times this (1 is AWS's).
+        #[arg(long, default_value_t = 1.0)]
+        quota_scale: f64,
+        /// The cutoff, in days before now.
+        #[arg(long, default_value_t = 3)]
+        cutoff_days: i64,
+        /// The run's mode.
+        #[arg(long, default_value = "rebuild")]
+        mode: String,
+    },
+    /// An account of G groups through the account-wide state machine with the quotas on, against AWS's limits.
+    LimitsParent {
+        #[arg(long, default_value_t = 5_000)]
+        groups: u64,
+        /// Every CloudWatch Logs quota times this (1 is AWS's).
+        #[arg(long, default_value_t = 1.0)]
+        quota_scale: f64,
     },
     /// (internal) run the scan and rebuild of one Map item and report.
     Handler {
@@ -90,6 +117,13 @@ async fn main() -> Result<(), String> {
                 group(s).await?;
             }
         }
+        Command::LimitsGroup {
+            streams,
+            quota_scale,
+            cutoff_days,
+            mode,
+        } => limits::group(streams, quota_scale, cutoff_days, &mode).await?,
+        Command::LimitsParent { groups, quota_scale } => limits::parent(groups, quota_scale).await?,
         Command::Handler { state } => handler(&state).await?,
     }
     Ok(())
@@ -294,8 +328,9 @@ async fn group(streams: u64) -> Result<(), String> {
             .map_err(err)?;
     }
     create_bucket(&stack.emulator).await?;
-    // The emulator has no DeleteLogStream quota; pacing at AWS's 5 TPS would
-    // only measure the pacing.
+    // The state machine's own cost: the quotas off (`limits-group` runs with
+    // them on); pacing at AWS's 5 TPS would only measure the pacing.
+    stack.emulator.set_quotas_enabled(false).await.map_err(err)?;
     let input =
         json!({"logGroupName": group, "cutoff": cutoff, "bucket": BUCKET, "pollSeconds": 1, "deletesPerSecond": 1000});
     let started = Instant::now();
@@ -350,4 +385,335 @@ async fn history(stack: &Stack, name: &str) -> Result<(u64, u64, usize), String>
         .max()
         .unwrap_or(0);
     Ok((events.len() as u64, transitions as u64, largest))
+}
+
+/// The benchmarks on AWS's limits: through the real state machines, with
+/// the CloudWatch Logs quotas on (scaled) and Step Functions' 256 KiB and
+/// 25,000-event limits enforced by the emulator.
+mod limits {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    use cwl_archiver_e2e::limits::{
+        ExecutionFigures, PARENT_CHILD_EVENTS, all_figures, archive_item_events, execution_figures,
+    };
+    use cwl_archiver_e2e::scenario::{DAY, HOUR, cutoff_days_ago};
+    use cwl_archiver_e2e::stack::Stack;
+    use serde_json::json;
+
+    use super::{BUCKET, create_bucket, err, message};
+
+    /// AWS's DeleteLogStream quota, the floor of any archive run.
+    const DELETE_QUOTA: f64 = 5.0;
+    const TIMEOUT: Duration = Duration::from_secs(12 * 3600);
+
+    /// A stream to seed: group, stream, events.
+    type Seeded = (String, String, Vec<(i64, String)>);
+
+    /// The commit the figures are measured at.
+    fn commit() -> String {
+        std::process::Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    /// One stream's events: three a day before the cutoff; a mixed stream
+    /// keeps two of them and gets two an hour after it.
+    fn stream_events(id: u64, mixed: bool, cutoff_ms: i64) -> Vec<(i64, String)> {
+        let mut events: Vec<(i64, String)> = (0..3)
+            .map(|i| (cutoff_ms - DAY + i, message(id * 10 + i as u64)))
+            .collect();
+        if mixed {
+            events.truncate(2);
+            events.extend((0..2).map(|i| (cutoff_ms + HOUR + i, message(id * 10 + 5 + i as u64))));
+        }
+        events
+    }
+
+    /// Seeds `(group, stream, events)`, four requests in flight.
+    async fn seed_all(stack: &Stack, streams: Vec<Seeded>) -> Result<(), String> {
+        let ingested = chrono::Utc::now().timestamp_millis() - 3 * HOUR;
+        let total = streams.len();
+        let started = Instant::now();
+        let mut slices: [Vec<Seeded>; 4] = Default::default();
+        for (i, item) in streams.into_iter().enumerate() {
+            slices[i % 4].push(item);
+        }
+        let seed = |slice: Vec<Seeded>, report: bool| async move {
+            for (i, (group, stream, events)) in slice.into_iter().enumerate() {
+                stack
+                    .emulator
+                    .seed_with_ingestion(&group, &stream, &events, ingested)
+                    .await
+                    .map_err(err)?;
+                if report && i % 2_500 == 2_499 {
+                    eprintln!(
+                        "seeded about {} of {total} streams ({:.0} s)",
+                        4 * (i + 1),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            Ok::<(), String>(())
+        };
+        let [a, b, c, d] = slices;
+        let (a, b, c, d) = tokio::join!(seed(a, true), seed(b, false), seed(c, false), seed(d, false));
+        a.and(b).and(c).and(d)
+    }
+
+    /// The DeleteLogStream calls' rate while they ran: deletes after the
+    /// first one ÷ the time from the first to the last.
+    fn delete_rate(stack: &Stack) -> (u64, f64) {
+        let deletes: Vec<Instant> = stack
+            .interposer
+            .timeline()
+            .into_iter()
+            .filter(|c| c.operation == "DeleteLogStream")
+            .map(|c| c.answered)
+            .collect();
+        let n = deletes.len() as u64;
+        let (Some(first), Some(last)) = (deletes.iter().min(), deletes.iter().max()) else {
+            return (0, 0.0);
+        };
+        let span = last.duration_since(*first).as_secs_f64();
+        (n, if span > 0.0 { (n - 1) as f64 / span } else { 0.0 })
+    }
+
+    /// Calls per operation (the emulator's count, throttled ones included) and
+    /// the throttled ones, as table rows with the count per stream.
+    async fn calls_table(stack: &Stack, streams: u64) -> Result<String, String> {
+        let calls = stack.emulator.calls().await.map_err(err)?;
+        let throttled = stack.emulator.throttled().await.map_err(err)?;
+        let mut out = String::from("| operation | calls | per stream | throttled |\n| --- | ---: | ---: | ---: |\n");
+        // Step Functions calls other than StartExecution are the harness's
+        // polling (every 250 ms) and the emulator's own `.sync` polling.
+        for (op, n) in calls
+            .iter()
+            .filter(|(op, _)| !op.starts_with("states.") || op.as_str() == "states.StartExecution")
+        {
+            out.push_str(&format!(
+                "| {op} | {n} | {:.3} | {} |\n",
+                *n as f64 / streams as f64,
+                throttled.get(op).copied().unwrap_or(0)
+            ));
+        }
+        Ok(out)
+    }
+
+    fn stats(figures: &[ExecutionFigures]) -> (u64, f64, u64, usize) {
+        let events: Vec<u64> = figures.iter().map(|f| f.events).collect();
+        let max = events.iter().copied().max().unwrap_or(0);
+        let mean = events.iter().sum::<u64>() as f64 / events.len().max(1) as f64;
+        let transitions = figures.iter().map(|f| f.transitions).sum();
+        let largest = figures.iter().map(|f| f.largest_payload).max().unwrap_or(0);
+        (max, mean, transitions, largest)
+    }
+
+    fn scaled_quotas(scale: f64) -> String {
+        format!(
+            "DeleteLogStream {:.0}/s, DescribeLogStreams {:.0}/s, GetLogEvents {:.0}/s, CreateLogStream {:.0}/s, DescribeLogGroups {:.0}/s, CreateExportTask and DescribeExportTasks {:.0}/s",
+            5.0 * scale,
+            5.0 * scale,
+            10.0 * scale,
+            50.0 * scale,
+            5.0 * scale,
+            5.0 * scale
+        )
+    }
+
+    /// A group of `streams` streams (nine in ten expired) through the archive state machine.
+    pub async fn group(streams: u64, scale: f64, cutoff_days: i64, mode: &str) -> Result<(), String> {
+        let group = "/bench/limits";
+        let stack = Stack::start(0.2).await.map_err(err)?;
+        stack.emulator.set_quota_scale(scale).await.map_err(err)?;
+        // By default a cutoff 3 days ago, as the other benchmarks: a rebuild
+        // replays kept events (PutLogEvents takes none older than 14 days),
+        // and the read before each delete also proves the day before the
+        // cutoff archived (the export is minutes old; docs/safety.md, I4).
+        let (cutoff_ms, cutoff) = cutoff_days_ago(cutoff_days);
+        let mixed_every = 10;
+        let seeded: Vec<Seeded> = (0..streams)
+            .map(|s| {
+                let name = format!("2026/11/{:02}/[$LATEST]{s:06x}", 1 + s % 28);
+                (
+                    group.to_string(),
+                    name,
+                    stream_events(s, s % mixed_every == 0, cutoff_ms),
+                )
+            })
+            .collect();
+        seed_all(&stack, seeded).await?;
+        create_bucket(&stack.emulator).await?;
+        stack.emulator.reset_calls().await.map_err(err)?;
+        stack.emulator.reset_throttled().await.map_err(err)?;
+        stack.interposer.clear();
+        let deletes_per_second = (DELETE_QUOTA * scale).round().max(1.0) as i64;
+        let input = json!({"logGroupName": group, "cutoff": cutoff, "bucket": BUCKET, "pollSeconds": 1,
+            "deletesPerSecond": deletes_per_second, "mode": mode});
+        eprintln!(
+            "archiving {streams} streams, quotas x{scale}, deletesPerSecond {deletes_per_second}, mode {mode}, cutoff {cutoff}"
+        );
+        let started = Instant::now();
+        let run = stack.run("limits-group", &input, TIMEOUT).await.map_err(err)?;
+        let wall = started.elapsed().as_secs_f64();
+        if run.status != "SUCCEEDED" {
+            return Err(format!("{run:?}"));
+        }
+        let calls = calls_table(&stack, streams).await?;
+        let output = run.output.unwrap_or_default();
+        let figures = all_figures(&stack, &stack.state_machine_arn).await.map_err(err)?;
+        let execution = figures.first().cloned().unwrap_or_default();
+        let scans = stack.interposer.invocations("scan-stream");
+        let rebuilds = stack.interposer.invocations("rebuild-stream");
+        let items = streams.div_ceil(archiver::domain::input::DEFAULT_STREAMS_PER_BATCH as u64);
+        let child_transitions = 2 * (scans + rebuilds) + items;
+        let transitions = execution.transitions + child_transitions;
+        let lambda = stack.interposer.largest_payload();
+        let (deletes, rate) = delete_rate(&stack);
+        let quota = DELETE_QUOTA * scale;
+        let floor = deletes as f64 / quota;
+        let mixed = streams.div_ceil(mixed_every);
+        println!(
+            "### limits-group: {streams} streams, mode {mode}, cutoff {cutoff_days} days ago, measured at {}\n",
+            commit()
+        );
+        println!("| figure | value |\n| --- | --- |");
+        println!(
+            "| streams (expired, mixed) | {streams} ({}, {mixed}) |",
+            streams - mixed
+        );
+        println!("| outcome | {} |", output["totals"]["streams"]);
+        println!("| quota scale | {scale} ({}) |", scaled_quotas(scale));
+        println!("| Map items (streamsPerBatch 50) | {items} |");
+        println!(
+            "| largest state payload (execution history) | {} B |",
+            execution.largest_payload
+        );
+        println!("| largest Lambda payload | {lambda} B |");
+        println!("| history events, archive execution | {} |", execution.events);
+        println!(
+            "| history events, each Map child (derived from {} invocations over {items} items) | {} |",
+            scans + rebuilds,
+            archive_item_events((scans + rebuilds).div_ceil(items))
+        );
+        println!(
+            "| state transitions | {transitions} ({} execution + {child_transitions} Map children), {:.3} per stream |",
+            execution.transitions,
+            transitions as f64 / streams as f64
+        );
+        println!(
+            "| DeleteLogStream | {deletes} calls at {rate:.2}/s; ÷ quota {quota:.0}/s = {:.3} |",
+            rate / quota
+        );
+        println!("| wall | {wall:.0} s |");
+        println!("| quota floor (deletes ÷ DeleteLogStream quota) | {floor:.0} s |");
+        println!(
+            "| wall ÷ floor (goal 1.1) | {:.2} |\n",
+            wall / floor.max(f64::MIN_POSITIVE)
+        );
+        println!("{calls}");
+        Ok(())
+    }
+
+    /// An account of `groups` groups of two streams (one expired, one mixed)
+    /// through the account-wide state machine.
+    pub async fn parent(groups: u64, scale: f64) -> Result<(), String> {
+        let stack = Stack::start(0.0).await.map_err(err)?;
+        stack.emulator.set_quota_scale(scale).await.map_err(err)?;
+        let (cutoff_ms, cutoff) = cutoff_days_ago(3);
+        let seeded: Vec<Seeded> = (0..groups)
+            .flat_map(|g| {
+                let group = format!("/bench/account/g{g:05}");
+                [
+                    (
+                        group.clone(),
+                        "expired".to_string(),
+                        stream_events(2 * g, false, cutoff_ms),
+                    ),
+                    (group, "mixed".to_string(), stream_events(2 * g + 1, true, cutoff_ms)),
+                ]
+            })
+            .collect();
+        seed_all(&stack, seeded).await?;
+        create_bucket(&stack.emulator).await?;
+        let parent = stack.deploy_parent(BUCKET, |ctx| ctx).await.map_err(err)?;
+        stack.emulator.reset_calls().await.map_err(err)?;
+        stack.emulator.reset_throttled().await.map_err(err)?;
+        stack.interposer.clear();
+        let deletes_per_second = (DELETE_QUOTA * scale).round().max(1.0) as i64;
+        let input = json!({"logGroupNamePrefix": "/bench/account/",
+            "archive": {"cutoff": cutoff, "pollSeconds": 1, "deletesPerSecond": deletes_per_second}});
+        eprintln!("archiving {groups} groups, quotas x{scale}");
+        let started = Instant::now();
+        let run = stack
+            .run_on(&parent, "limits-parent", &input, TIMEOUT)
+            .await
+            .map_err(err)?;
+        let wall = started.elapsed().as_secs_f64();
+        if run.status != "SUCCEEDED" {
+            return Err(format!("{run:?}"));
+        }
+        let streams = 2 * groups;
+        let calls = calls_table(&stack, streams).await?;
+        let output = run.output.unwrap_or_default();
+        let parent_arn = format!("{}:limits-parent", parent.replace(":stateMachine:", ":execution:"));
+        let parent_run = execution_figures(&stack, &parent_arn).await.map_err(err)?;
+        let runs = all_figures(&stack, &stack.state_machine_arn).await.map_err(err)?;
+        let (max_events, mean_events, run_transitions, run_largest) = stats(&runs);
+        let scans = stack.interposer.invocations("scan-stream");
+        let rebuilds = stack.interposer.invocations("rebuild-stream");
+        // One Map item per group run (two streams), one Archive state per parent child.
+        let child_transitions = 2 * (scans + rebuilds) + groups + groups;
+        let transitions = parent_run.transitions + run_transitions + child_transitions;
+        let lambda = stack.interposer.largest_payload();
+        let (deletes, rate) = delete_rate(&stack);
+        let quota = DELETE_QUOTA * scale;
+        let floor = deletes as f64 / quota;
+        let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+        for key in ["succeeded", "busy", "failed"] {
+            statuses.insert(key.into(), output[key].as_u64().unwrap_or(0));
+        }
+        println!("### limits-parent: {groups} groups, measured at {}\n", commit());
+        println!("| figure | value |\n| --- | --- |");
+        println!("| groups (streams) | {groups} ({streams}: one expired, one mixed each) |");
+        println!("| outcome | {statuses:?} |");
+        println!("| quota scale | {scale} ({}) |", scaled_quotas(scale));
+        println!(
+            "| largest state payload (parent and group histories) | {} B |",
+            parent_run.largest_payload.max(run_largest)
+        );
+        println!("| largest Lambda payload | {lambda} B |");
+        println!("| history events, parent execution | {} |", parent_run.events);
+        println!(
+            "| history events, group executions | at most {max_events}, mean {mean_events:.1} ({} executions) |",
+            runs.len()
+        );
+        println!("| history events, each parent Map child (derived) | {PARENT_CHILD_EVENTS} |");
+        println!(
+            "| history events, each group's Map child (derived) | {} |",
+            archive_item_events((scans + rebuilds).div_ceil(groups))
+        );
+        println!(
+            "| state transitions | {transitions} ({} parent + {run_transitions} group executions + {child_transitions} Map children), {:.3} per stream, {:.2} per group |",
+            parent_run.transitions,
+            transitions as f64 / streams as f64,
+            transitions as f64 / groups as f64
+        );
+        println!(
+            "| DeleteLogStream | {deletes} calls at {rate:.2}/s; ÷ quota {quota:.0}/s = {:.3} |",
+            rate / quota
+        );
+        println!("| wall | {wall:.0} s ({:.2} s per group) |", wall / groups as f64);
+        println!("| quota floor (deletes ÷ DeleteLogStream quota) | {floor:.0} s |");
+        println!(
+            "| wall ÷ floor (goal 1.1) | {:.2} |\n",
+            wall / floor.max(f64::MIN_POSITIVE)
+        );
+        println!("{calls}");
+        Ok(())
+    }
 }

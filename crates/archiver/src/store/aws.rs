@@ -13,7 +13,7 @@ use crate::domain::event::{IngestedEvent, LogEvent};
 use crate::error::{ArchiverError, Result};
 use crate::store::{
     ArchiveStore, DataProtection, EventsPage, EventsQuery, ExportRequest, ExportStart, ExportStatus, ExportTask,
-    GroupInfo, LogStore, ObjectInfo, RejectedEvents, StreamInfo, Versioned, WriteCondition,
+    GroupInfo, GroupSummary, LogStore, ObjectInfo, RejectedEvents, StreamInfo, Versioned, WriteCondition,
 };
 
 /// Attempts per call, counting the first: throttling at 5 TPS quotas is
@@ -393,6 +393,46 @@ impl LogStore for CloudWatchLogs {
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(sdk_error("DeleteRetentionPolicy", e)),
         }
+    }
+
+    async fn list_groups_page(&self, prefix: &str, token: Option<&str>) -> Result<(Vec<GroupSummary>, Option<String>)> {
+        let page = self
+            .client
+            .describe_log_groups()
+            .set_log_group_name_prefix((!prefix.is_empty()).then(|| prefix.to_string()))
+            .limit(50)
+            .set_next_token(token.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeLogGroups", e))?;
+        let groups = page
+            .log_groups()
+            .iter()
+            .filter_map(|g| {
+                let name = g.log_group_name()?.to_string();
+                // `logGroupArn` has no trailing `:*`; older answers only carry `arn`.
+                let arn = g
+                    .log_group_arn()
+                    .map(str::to_string)
+                    .or_else(|| g.arn().map(|a| a.trim_end_matches(":*").to_string()))?;
+                Some(GroupSummary { name, arn })
+            })
+            .collect();
+        Ok((groups, page.next_token().map(str::to_string)))
+    }
+
+    async fn group_tags(&self, group_arn: &str) -> Result<std::collections::BTreeMap<String, String>> {
+        let out = self
+            .client
+            .list_tags_for_resource()
+            .resource_arn(group_arn)
+            .send()
+            .await
+            .map_err(|e| sdk_error("ListTagsForResource", e))?;
+        Ok(out
+            .tags()
+            .map(|tags| tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
     }
 }
 

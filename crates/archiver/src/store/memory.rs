@@ -68,7 +68,7 @@ use crate::domain::retention::RETENTION_DAYS;
 use crate::error::{ArchiverError, Result};
 use crate::store::{
     ArchiveStore, DataProtection, EventsPage, EventsQuery, ExportRequest, ExportStart, ExportStatus, ExportTask,
-    GroupInfo, LogStore, ObjectInfo, RejectedEvents, StreamInfo, Versioned, WriteCondition,
+    GroupInfo, GroupSummary, LogStore, ObjectInfo, RejectedEvents, StreamInfo, Versioned, WriteCondition,
 };
 use crate::workflow::Clients;
 
@@ -605,6 +605,8 @@ struct Group {
     retention_in_days: Option<i32>,
     /// The group's data protection policy: the text it masks, and since when.
     protection: Option<Masking>,
+    /// The group's tags.
+    tags: BTreeMap<String, String>,
     streams: BTreeMap<String, Stream>,
 }
 
@@ -614,6 +616,7 @@ impl Group {
             creation_time,
             retention_in_days,
             protection: None,
+            tags: BTreeMap::new(),
             streams: BTreeMap::new(),
         }
     }
@@ -742,6 +745,15 @@ impl MemoryLogs {
             .or_insert_with(|| Group::new(creation_ms, retention_in_days));
         g.creation_time = creation_ms;
         g.retention_in_days = retention_in_days;
+    }
+
+    /// Sets a tag of a group, creating the group if missing.
+    pub fn tag_group(&self, group: &str, key: &str, value: &str) {
+        self.create_group(group);
+        let mut state = lock(&self.state);
+        if let Some(g) = state.groups.get_mut(group) {
+            g.tags.insert(key.to_string(), value.to_string());
+        }
     }
 
     /// Stores events with any timestamps (no PutLogEvents rule applies),
@@ -1320,6 +1332,39 @@ impl LogStore for MemoryLogs {
         self.control.enter(OP)?;
         lock(&self.state).group_mut(OP, group)?.retention_in_days = None;
         Ok(())
+    }
+
+    async fn list_groups_page(&self, prefix: &str, token: Option<&str>) -> Result<(Vec<GroupSummary>, Option<String>)> {
+        const OP: &str = "DescribeLogGroups";
+        const PAGE: usize = 50;
+        self.control.enter(OP)?;
+        // The token is the name of the last group of the previous page.
+        let state = lock(&self.state);
+        let names: Vec<&String> = state
+            .groups
+            .keys()
+            .filter(|name| name.starts_with(prefix) && token.is_none_or(|after| name.as_str() > after))
+            .take(PAGE + 1)
+            .collect();
+        let more = names.len() > PAGE;
+        let page: Vec<GroupSummary> = names
+            .into_iter()
+            .take(PAGE)
+            .map(|name| GroupSummary {
+                name: name.clone(),
+                arn: format!("arn:aws:logs:us-east-1:123456789012:log-group:{name}"),
+            })
+            .collect();
+        let next = more.then(|| page.last().map(|g| g.name.clone())).flatten();
+        Ok((page, next))
+    }
+
+    async fn group_tags(&self, group_arn: &str) -> Result<BTreeMap<String, String>> {
+        const OP: &str = "ListTagsForResource";
+        self.control.enter(OP)?;
+        let name = group_arn.split_once(":log-group:").map_or(group_arn, |(_, name)| name);
+        let mut state = lock(&self.state);
+        Ok(state.group_mut(OP, name)?.tags.clone())
     }
 }
 

@@ -8,6 +8,8 @@ pub mod aws;
 #[cfg(any(test, feature = "test-doubles"))]
 pub mod memory;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,16 @@ pub struct GroupInfo {
     /// group's figure is real.
     #[serde(default)]
     pub stored_bytes: Option<i64>,
+}
+
+/// One group of a DescribeLogGroups page, as the account-wide run lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSummary {
+    /// Group name.
+    pub name: String,
+    /// The group's ARN without the trailing `:*` (what ListTagsForResource takes).
+    pub arn: String,
 }
 
 /// Whether a data protection policy masks a group's events: its own
@@ -254,6 +266,12 @@ pub trait LogStore: Send + Sync {
     async fn put_retention(&self, group: &str, days: i32) -> Result<()>;
     /// DeleteRetentionPolicy: the group keeps its events forever.
     async fn delete_retention(&self, group: &str) -> Result<()>;
+    /// One page of DescribeLogGroups of the groups whose names start with
+    /// `prefix` (at most 50 a page), and the token of the next, `None` after
+    /// the last.
+    async fn list_groups_page(&self, prefix: &str, token: Option<&str>) -> Result<(Vec<GroupSummary>, Option<String>)>;
+    /// ListTagsForResource of a group (its ARN, without `:*`).
+    async fn group_tags(&self, group_arn: &str) -> Result<BTreeMap<String, String>>;
 }
 
 /// An object listed under a prefix.

@@ -42,8 +42,12 @@ fn step_span(event: &Value) -> tracing::Span {
             .unwrap_or("")
             .to_string()
     };
-    let execution_id = text(&["/run/settings/executionId", "/executionId"]);
-    let group = text(&["/run/settings/logGroupName", "/input/logGroupName"]);
+    let execution_id = text(&["/run/settings/executionId", "/executionId", "/request/executionId"]);
+    let group = text(&[
+        "/run/settings/logGroupName",
+        "/input/logGroupName",
+        "/request/logGroupNamePrefix",
+    ]);
     tracing::info_span!("step", execution_id, group)
 }
 

@@ -1,4 +1,6 @@
-//! Taking, renewing and releasing the group's lease (see [`crate::domain::lease`]).
+//! Taking, renewing and releasing a lease (see [`crate::domain::lease`]):
+//! the group's, which every run holds, and the account-wide run's (see
+//! [`super::groups`]), both through [`acquire_key`] and [`release_key`].
 
 use bytes::Bytes;
 
@@ -56,14 +58,14 @@ async fn read(clients: &Clients, bucket: &str, key: &str) -> Result<Option<(Leas
     Ok(Some((lease, etag)))
 }
 
-fn new_lease(settings: &RunSettings, now_ms: i64) -> Lease {
+fn new_lease(settings: &RunSettings) -> Lease {
     Lease {
         run_id: settings.run_id.clone(),
         execution_arn: settings.execution_id.clone(),
         mode: settings.mode.as_str().to_string(),
         cutoff: rfc3339(settings.cutoff_ms),
-        acquired_at: rfc3339(now_ms),
-        expires_at: rfc3339(now_ms + LEASE_TTL_MS),
+        acquired_at: String::new(),
+        expires_at: String::new(),
         released: false,
     }
 }
@@ -72,28 +74,65 @@ fn new_lease(settings: &RunSettings, now_ms: i64) -> Lease {
 /// again (a retried step of the same run) renews it.
 pub async fn acquire(clients: &Clients, settings: &RunSettings) -> Result<Acquired> {
     let key = GroupLayout::of(settings).lease();
-    let bucket = &settings.bucket;
+    let acquired = acquire_key(
+        clients,
+        &settings.bucket,
+        &key,
+        &new_lease(settings),
+        LEASE_TTL_MS,
+        None,
+    )
+    .await?;
+    if acquired == Acquired::Held {
+        tracing::info!(run_id = settings.run_id, "group lease taken");
+    }
+    Ok(acquired)
+}
+
+/// Takes the lease at `bucket/key` for `claimant` (its `acquired_at` and
+/// `expires_at` are set here, `expires_at` `ttl_ms` from now), or says who
+/// holds it. A lease is taken when there is none, when the claimant already
+/// holds it (a retried step renews it), when it is free (released or
+/// lapsed), or when its holder is `take_over`: a run the caller found
+/// ended. Of two claimants at once exactly one wins: every write is
+/// conditional on the version read (S3 conditional writes).
+pub async fn acquire_key(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    claimant: &Lease,
+    ttl_ms: i64,
+    take_over: Option<&str>,
+) -> Result<Acquired> {
     for _ in 0..CAS_TRIES {
         let now = clients.logs.now_ms();
-        let condition = match read(clients, bucket, &key).await? {
+        let condition = match read(clients, bucket, key).await? {
             None => WriteCondition::IfAbsent,
-            Some((current, etag)) if current.run_id == settings.run_id || current.is_free(now) => {
+            Some((current, etag))
+                if current.run_id == claimant.run_id
+                    || current.is_free(now)
+                    || take_over.is_some_and(|ended| ended == current.run_id) =>
+            {
                 WriteCondition::IfMatch(etag)
             }
             Some((current, _)) => return Ok(Acquired::Busy(current)),
         };
-        let lease = new_lease(settings, now);
+        let lease = Lease {
+            acquired_at: rfc3339(now),
+            expires_at: rfc3339(now + ttl_ms),
+            released: false,
+            ..claimant.clone()
+        };
         if clients
             .archive
-            .put_if(bucket, &key, encode(&lease)?, condition)
+            .put_if(bucket, key, encode(&lease)?, condition)
             .await?
             .is_some()
         {
-            tracing::info!(run_id = settings.run_id, "group lease taken");
             return Ok(Acquired::Held);
         }
     }
-    Err(contended(bucket, &key))
+    Err(contended(bucket, key))
 }
 
 /// Checks that the run still holds the group, renewing the lease once less
@@ -130,13 +169,21 @@ pub async fn confirm(clients: &Clients, settings: &RunSettings) -> Result<()> {
 /// Lets the group go, if the run still holds it.
 pub async fn release(clients: &Clients, settings: &RunSettings) -> Result<()> {
     let key = GroupLayout::of(settings).lease();
-    let bucket = &settings.bucket;
+    if release_key(clients, &settings.bucket, &key, &settings.run_id).await? {
+        tracing::info!(run_id = settings.run_id, "group lease released");
+    }
+    Ok(())
+}
+
+/// Releases the lease at `bucket/key` if `run_id` still holds it; says
+/// whether this call released it.
+pub async fn release_key(clients: &Clients, bucket: &str, key: &str, run_id: &str) -> Result<bool> {
     for _ in 0..CAS_TRIES {
-        let Some((current, etag)) = read(clients, bucket, &key).await? else {
-            return Ok(());
+        let Some((current, etag)) = read(clients, bucket, key).await? else {
+            return Ok(false);
         };
-        if current.run_id != settings.run_id || current.released {
-            return Ok(());
+        if current.run_id != run_id || current.released {
+            return Ok(false);
         }
         let released = Lease {
             released: true,
@@ -144,12 +191,11 @@ pub async fn release(clients: &Clients, settings: &RunSettings) -> Result<()> {
         };
         let written = clients
             .archive
-            .put_if(bucket, &key, encode(&released)?, WriteCondition::IfMatch(etag))
+            .put_if(bucket, key, encode(&released)?, WriteCondition::IfMatch(etag))
             .await?;
         if written.is_some() {
-            tracing::info!(run_id = settings.run_id, "group lease released");
-            return Ok(());
+            return Ok(true);
         }
     }
-    Err(contended(bucket, &key))
+    Err(contended(bucket, key))
 }

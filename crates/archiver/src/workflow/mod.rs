@@ -7,6 +7,7 @@
 mod abandon;
 mod check;
 mod confirm;
+pub mod groups;
 pub mod lambda;
 pub mod lease;
 pub mod local;
@@ -31,6 +32,10 @@ use crate::store::{ArchiveStore, DataProtection, LogStore, StreamInfo};
 
 pub use abandon::{abandon_run, abandon_start};
 pub use check::check_export;
+pub use groups::{
+    GroupListing, GroupsRequest, GroupsSummary, ListGroupsCall, SummarizeCall, list_groups, release_groups,
+    summarize_groups,
+};
 pub use read::{EventCursor, Page, ReadLimits, ReadProgress, read_events};
 pub use rebuild::{rebuild_batch, record_batch_failure};
 pub use report::{INGESTION_USD_PER_GB, RunReport, RunTotals, report_run};
