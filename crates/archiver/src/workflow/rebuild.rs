@@ -659,17 +659,8 @@ impl Rebuilder<'_> {
                 }
                 RebuildPhase::Verify => {
                     let comparison = {
-                        let archive = self.clients.archive.as_ref();
                         let logs = self.clients.logs.as_ref();
-                        let mut expected = StagedEvents::open(
-                            archive,
-                            self.bucket(),
-                            self.layout,
-                            &marker.run_id,
-                            stream,
-                            &marker.staged,
-                        )
-                        .from_ms(replay_from);
+                        let mut expected = self.staged_events(&marker, stream).from_ms(replay_from);
                         let mut cursor = EventCursor::new(logs, self.group(), stream, replay_from, None, None)
                             .unmasked(self.unmask());
                         let comparison = compare(&mut expected, &mut cursor, None).await?;
@@ -828,15 +819,7 @@ impl Rebuilder<'_> {
     /// where those lack them.
     async fn archive_unreplayable(&self, stream: &str, marker: &Marker, replay_from: i64) -> Result<()> {
         let checkpoint = self.checkpoint().await?;
-        let archive = self.clients.archive.as_ref();
-        let mut events = StagedEvents::open(
-            archive,
-            self.bucket(),
-            self.layout,
-            &marker.run_id,
-            stream,
-            &marker.staged,
-        );
+        let mut events = self.staged_events(marker, stream);
         let mut by_export: BTreeMap<usize, BTreeMap<(i64, String), u64>> = BTreeMap::new();
         while let Some(LogEvent { timestamp, message }) = events.next_event().await? {
             if timestamp >= replay_from {
@@ -884,6 +867,18 @@ impl Rebuilder<'_> {
         Ok(())
     }
 
+    /// The events the marker's staged set holds for `stream`, oldest first.
+    fn staged_events<'s>(&'s self, marker: &'s Marker, stream: &'s str) -> StagedEvents<'s> {
+        StagedEvents::open(
+            self.clients.archive.as_ref(),
+            self.bucket(),
+            self.layout,
+            &marker.run_id,
+            stream,
+            &marker.staged,
+        )
+    }
+
     /// Records the marker: from now on the staging is the truth.
     async fn write_marker(&self, stream: &str, marker: &Marker) -> Result<()> {
         let body = serde_json::to_vec(marker).map_err(|e| ArchiverError::Internal(e.to_string()))?;
@@ -916,16 +911,7 @@ impl Rebuilder<'_> {
         mut replayed: u64,
         clock: &mut BudgetClock,
     ) -> Result<Option<u64>> {
-        let archive = self.clients.archive.as_ref();
-        let mut events = StagedEvents::open(
-            archive,
-            self.bucket(),
-            self.layout,
-            &marker.run_id,
-            stream,
-            &marker.staged,
-        )
-        .from_ms(replay_from);
+        let mut events = self.staged_events(marker, stream).from_ms(replay_from);
         events.skip(replayed).await?;
         let mut packer = BatchPacker::new();
         let packing = |e| ArchiverError::Internal(format!("packing {stream}: {e}"));
