@@ -200,23 +200,7 @@ pub async fn execution_history(stack: &Stack, execution_name: &str) -> Vec<aws_s
         "{}:{execution_name}",
         stack.state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
     );
-    let sfn = stack.emulator.sfn();
-    let mut events = Vec::new();
-    let mut token = None;
-    loop {
-        let page = sfn
-            .get_execution_history()
-            .execution_arn(&arn)
-            .set_next_token(token)
-            .send()
-            .await
-            .expect("GetExecutionHistory");
-        events.extend(page.events().iter().cloned());
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return events;
-        }
-    }
+    stack.history(&arn).await.expect("GetExecutionHistory")
 }
 
 /// The names of the states an execution entered, in order, from its history.

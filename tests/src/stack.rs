@@ -283,52 +283,43 @@ impl Stack {
 
     /// The whole history of an execution, by ARN.
     pub async fn history(&self, arn: &str) -> Result<Vec<aws_sdk_sfn::types::HistoryEvent>, HarnessError> {
-        let sfn = self.emulator.sfn();
-        let mut events = Vec::new();
-        let mut token = None;
-        loop {
-            let page = sfn
-                .get_execution_history()
-                .execution_arn(arn)
-                .max_results(1000)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| HarnessError::Control {
-                    status: 0,
-                    body: format!("GetExecutionHistory: {}", aws_sdk_sfn::error::DisplayErrorContext(&e)),
-                })?;
-            events.extend(page.events().iter().cloned());
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(events);
-            }
-        }
+        let pages = self
+            .emulator
+            .sfn()
+            .get_execution_history()
+            .execution_arn(arn)
+            .max_results(1000)
+            .into_paginator()
+            .items()
+            .send();
+        pages
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| HarnessError::Control {
+                status: 0,
+                body: format!("GetExecutionHistory: {}", aws_sdk_sfn::error::DisplayErrorContext(&e)),
+            })
     }
 
     /// Every execution of a state machine (ARN), any status.
     pub async fn executions(&self, state_machine_arn: &str) -> Result<Vec<String>, HarnessError> {
-        let sfn = self.emulator.sfn();
-        let mut arns = Vec::new();
-        let mut token = None;
-        loop {
-            let page = sfn
-                .list_executions()
-                .state_machine_arn(state_machine_arn)
-                .max_results(1000)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| HarnessError::Control {
-                    status: 0,
-                    body: format!("ListExecutions: {}", aws_sdk_sfn::error::DisplayErrorContext(&e)),
-                })?;
-            arns.extend(page.executions().iter().map(|e| e.execution_arn().to_string()));
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(arns);
-            }
-        }
+        let pages = self
+            .emulator
+            .sfn()
+            .list_executions()
+            .state_machine_arn(state_machine_arn)
+            .max_results(1000)
+            .into_paginator()
+            .items()
+            .send();
+        let executions = pages
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| HarnessError::Control {
+                status: 0,
+                body: format!("ListExecutions: {}", aws_sdk_sfn::error::DisplayErrorContext(&e)),
+            })?;
+        Ok(executions.iter().map(|e| e.execution_arn().to_string()).collect())
     }
 
     /// A JSON object of the archive bucket (or any bucket).
