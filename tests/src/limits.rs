@@ -24,6 +24,41 @@ pub struct ExecutionFigures {
     /// The largest state input or output, Task parameters or result,
     /// execution input or output, in bytes of UTF-8.
     pub largest_payload: usize,
+    /// Seconds from the start to its (first) Map Run, the Map Run's, and
+    /// from the Map Run to the end; all of it in `before_map` without one.
+    pub before_map: f64,
+    /// See `before_map`.
+    pub map_run: f64,
+    /// See `before_map`.
+    pub after_map: f64,
+}
+
+fn seconds(t: &aws_sdk_sfn::primitives::DateTime) -> f64 {
+    t.secs() as f64 + f64::from(t.subsec_nanos()) / 1e9
+}
+
+/// Where an execution's time went: before its Map Run, in it, after it.
+fn phases(events: &[HistoryEvent]) -> (f64, f64, f64) {
+    use aws_sdk_sfn::types::HistoryEventType as T;
+    let at = |wanted: &[T]| {
+        events
+            .iter()
+            .find(|e| wanted.contains(e.r#type()))
+            .map(|e| seconds(e.timestamp()))
+    };
+    let (Some(start), Some(end)) = (
+        events.first().map(|e| seconds(e.timestamp())),
+        events.last().map(|e| seconds(e.timestamp())),
+    ) else {
+        return (0.0, 0.0, 0.0);
+    };
+    match (
+        at(&[T::MapRunStarted]),
+        at(&[T::MapRunSucceeded, T::MapRunFailed, T::MapRunAborted]),
+    ) {
+        (Some(map_start), Some(map_end)) => (map_start - start, map_end - map_start, end - map_end),
+        _ => (end - start, 0.0, 0.0),
+    }
 }
 
 /// The largest payload an event carries, in bytes.
@@ -55,7 +90,11 @@ pub fn event_payload(e: &HistoryEvent) -> usize {
 /// The figures of one execution.
 pub async fn execution_figures(stack: &Stack, arn: &str) -> Result<ExecutionFigures, HarnessError> {
     let events = stack.history(arn).await?;
+    let (before_map, map_run, after_map) = phases(&events);
     Ok(ExecutionFigures {
+        before_map,
+        map_run,
+        after_map,
         arn: arn.to_string(),
         events: events.len() as u64,
         transitions: events
