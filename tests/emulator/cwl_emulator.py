@@ -798,12 +798,14 @@ def main(argv: list[str] | None = None) -> None:
     import emulator_config
     import quotas
     import sfn_patches
+    import speedups
     import strict_logs
     import strict_s3
 
     strict_logs.install()
     sfn_patches.install()
     strict_s3.install()
+    speedups.install()
     strict_logs.CONFIG["export_delay_seconds"] = args.export_delay_seconds
 
     state = State(args.lambda_endpoint)

@@ -855,6 +855,171 @@ async fn calls_counter_counts_every_request_by_service_and_operation() {
     assert!(emu.calls().await.unwrap().is_empty());
 }
 
+/// One page of a group's streams ordered by name.
+async fn stream_page(
+    emu: &Emulator,
+    prefix: Option<&str>,
+    descending: bool,
+    token: Option<String>,
+) -> (Vec<String>, Option<String>) {
+    let out = emu
+        .logs()
+        .describe_log_streams()
+        .log_group_name(GROUP)
+        .set_log_stream_name_prefix(prefix.map(str::to_string))
+        .descending(descending)
+        .limit(50)
+        .set_next_token(token)
+        .send()
+        .await
+        .unwrap();
+    let names = out
+        .log_streams()
+        .iter()
+        .map(|s| s.log_stream_name().unwrap().to_string())
+        .collect();
+    (names, out.next_token().map(str::to_string))
+}
+
+async fn all_streams(emu: &Emulator, prefix: Option<&str>, descending: bool) -> Vec<String> {
+    let (mut names, mut token) = stream_page(emu, prefix, descending, None).await;
+    while token.is_some() {
+        let (more, next) = stream_page(emu, prefix, descending, token).await;
+        names.extend(more);
+        token = next;
+    }
+    names
+}
+
+/// The emulator describes only the page's streams when listing by name
+/// (tests/emulator/speedups.py): every stream is listed once, in order, both
+/// ways, under a prefix, and across a delete of the stream a token names.
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_listings_by_name_page_through_every_stream() {
+    let emu = start().await;
+    let mut names: Vec<String> = (0..120).map(|i| format!("s-{i:03}")).collect();
+    names.push("t-0".into());
+    for name in &names {
+        emu.seed(GROUP, name, &[(now_ms(), "x".into())]).await.unwrap();
+    }
+    assert_eq!(all_streams(&emu, None, false).await, names);
+    let mut reversed = names.clone();
+    reversed.reverse();
+    assert_eq!(all_streams(&emu, None, true).await, reversed);
+    let under: Vec<String> = names.iter().filter(|n| n.starts_with("s-1")).cloned().collect();
+    assert_eq!(all_streams(&emu, Some("s-1"), false).await, under);
+
+    let (first, token) = stream_page(&emu, None, false, None).await;
+    assert_eq!(first, names[..50]);
+    emu.logs()
+        .delete_log_stream()
+        .log_group_name(GROUP)
+        .log_stream_name(&names[49])
+        .send()
+        .await
+        .unwrap();
+    let (second, _) = stream_page(&emu, None, false, token).await;
+    assert_eq!(second, names[50..100]);
+}
+
+/// Every key and common prefix of a listing, page by page with `page` keys a page.
+async fn list_all(
+    emu: &Emulator,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    page: i32,
+) -> (Vec<String>, Vec<String>) {
+    let mut pages = emu
+        .s3()
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .set_delimiter(delimiter.map(str::to_string))
+        .max_keys(page)
+        .into_paginator()
+        .send();
+    let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+    while let Some(out) = pages.next().await {
+        let out = out.unwrap();
+        keys.extend(out.contents().iter().map(|o| o.key().unwrap().to_string()));
+        prefixes.extend(out.common_prefixes().iter().map(|p| p.prefix().unwrap().to_string()));
+    }
+    (keys, prefixes)
+}
+
+/// The emulator indexes key names to list a prefix without walking the
+/// bucket (tests/emulator/speedups.py): listings must still match the
+/// bucket's contents after every kind of write, including the writes that
+/// land while a listing is paged.
+#[tokio::test(flavor = "multi_thread")]
+async fn prefix_listings_follow_puts_overwrites_and_deletes() {
+    let emu = start().await;
+    bucket(&emu, "b-index").await;
+    let s3 = emu.s3();
+    let put = |key: String| {
+        let s3 = s3.clone();
+        async move {
+            s3.put_object()
+                .bucket("b-index")
+                .key(key)
+                .body(b"v".to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let mut model = std::collections::BTreeSet::new();
+    // Listed once before most writes: the index is built then kept up to date.
+    put("run/a/0".into()).await;
+    model.insert("run/a/0".to_string());
+    assert_eq!(list_all(&emu, "b-index", "run/", None, 1000).await.0, vec!["run/a/0"]);
+    for i in 0..30 {
+        for key in [
+            format!("run/a/{i:02}"),
+            format!("run/b/{i:02}/x"),
+            format!("runner/{i:02}"),
+        ] {
+            put(key.clone()).await;
+            model.insert(key);
+        }
+    }
+    put("run/a/05".into()).await; // an overwrite adds no name
+    for i in (0..30).step_by(3) {
+        let key = format!("run/a/{i:02}");
+        s3.delete_object().bucket("b-index").key(&key).send().await.unwrap();
+        model.remove(&key);
+    }
+    s3.delete_object()
+        .bucket("b-index")
+        .key("run/a/missing")
+        .send()
+        .await
+        .unwrap();
+    let under = |prefix: &str| {
+        model
+            .iter()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+
+    for (prefix, page) in [("run/", 7), ("run/a/", 4), ("run", 1000), ("runner/1", 2), ("none/", 5)] {
+        let (keys, prefixes) = list_all(&emu, "b-index", prefix, None, page).await;
+        assert_eq!(keys, under(prefix), "prefix {prefix}, {page} a page");
+        assert!(prefixes.is_empty());
+    }
+    let (keys, prefixes) = list_all(&emu, "b-index", "run/", Some("/"), 1000).await;
+    assert!(keys.is_empty());
+    assert_eq!(prefixes, vec!["run/a/", "run/b/"]);
+    let (keys, prefixes) = list_all(&emu, "b-index", "run/b/", Some("/"), 3).await;
+    assert!(keys.is_empty());
+    assert_eq!(prefixes.len(), 30);
+    // The whole bucket (no prefix) is moto's own listing.
+    let (keys, _) = list_all(&emu, "b-index", "", None, 1000).await;
+    assert_eq!(keys, model.iter().cloned().collect::<Vec<_>>());
+}
+
 // ---------------------------------------------------------------------------
 // Lambda forwarding through Step Functions
 // ---------------------------------------------------------------------------
