@@ -50,6 +50,14 @@ impl Confirmation {
     }
 }
 
+/// What the proof's read found.
+struct Proven {
+    /// Events older than the cutoff missing from the archive, supplemented now.
+    supplemented: u64,
+    /// The read met an event at or after the cutoff.
+    reached_cutoff: bool,
+}
+
 /// The staged set a confirmation compares the kept events with.
 pub(crate) struct Staging<'s, 'w> {
     /// The run whose staging it is.
@@ -92,54 +100,65 @@ impl Confirmer<'_> {
         };
         let logs = self.clients.logs.as_ref();
         let group = &self.settings.log_group_name;
-        if proof.read_from_ms() < proof.cutoff_ms {
+        // Without a staging (an expired stream) any kept event is news and
+        // one is enough: the proof's read runs on past the cutoff and stops
+        // at the first. GetLogEvents is the quota an expired stream's delete
+        // waits on, and a second read from the cutoff would cost two more
+        // calls (its page and the page that repeats the token).
+        let counting_only = staging.is_none();
+        if counting_only || proof.read_from_ms() < proof.cutoff_ms {
             // Read as the export sees the events (masked where a policy
             // masks them), to compare like with like.
-            let mut cursor = EventCursor::new(logs, group, stream, proof.read_from_ms(), Some(proof.cutoff_ms), None);
-            found.supplemented = self.prove(stream, proof, &mut cursor).await?;
+            let end = (!counting_only).then_some(proof.cutoff_ms);
+            let mut cursor = EventCursor::new(logs, group, stream, proof.read_from_ms(), end, None);
+            if proof.read_from_ms() == proof.cutoff_ms {
+                cursor = cursor.with_page_size(1);
+            }
+            let proven = self.prove(stream, proof, &mut cursor).await?;
+            found.supplemented = proven.supplemented;
+            found.new_kept = u64::from(proven.reached_cutoff);
             clock.spend(cursor.pages());
             if cursor.is_missing() {
                 found.stream_exists = false;
                 return Ok(found);
             }
         }
+        let Some(staging) = staging else {
+            return Ok(found);
+        };
         let mut cursor = EventCursor::new(logs, group, stream, proof.cutoff_ms, None, None).unmasked(self.unmask_kept);
-        match staging {
-            Some(staging) => {
-                let archive = self.clients.archive.as_ref();
-                let mut expected = StagedEvents::open(
-                    archive,
-                    &self.settings.bucket,
-                    self.layout,
-                    staging.run_id,
-                    stream,
-                    staging.set,
-                )
-                .from_ms(proof.cutoff_ms);
-                found.comparison = compare(&mut expected, &mut cursor, Some(staging.writer)).await?;
-                found.new_kept = found.comparison.foreign;
-            }
-            None => {
-                // Without a staging any kept event is news: one is enough.
-                cursor = cursor.with_page_size(1);
-                found.new_kept = u64::from(cursor.next_event().await?.is_some());
-            }
-        }
+        let archive = self.clients.archive.as_ref();
+        let mut expected = StagedEvents::open(
+            archive,
+            &self.settings.bucket,
+            self.layout,
+            staging.run_id,
+            stream,
+            staging.set,
+        )
+        .from_ms(proof.cutoff_ms);
+        found.comparison = compare(&mut expected, &mut cursor, Some(staging.writer)).await?;
+        found.new_kept = found.comparison.foreign;
         clock.spend(cursor.pages());
         found.stream_exists = !cursor.is_missing();
         Ok(found)
     }
 
     /// Reads the old events of the proof's segments and makes sure each one
-    /// ingested too late for its export is in the archive. Returns how many
-    /// were supplemented.
-    async fn prove(&self, stream: &str, proof: &Proof, cursor: &mut EventCursor<'_>) -> Result<u64> {
+    /// ingested too late for its export is in the archive. Stops at the
+    /// first event at or after the cutoff.
+    async fn prove(&self, stream: &str, proof: &Proof, cursor: &mut EventCursor<'_>) -> Result<Proven> {
         let mut supplemented = 0;
+        let mut reached_cutoff = false;
         let mut segment: Option<&ProofSegment> = None;
         let mut wanted = Wanted::new();
         let mut same_time: Vec<IngestedEvent> = Vec::new();
         loop {
-            let next = cursor.next_ingested().await?;
+            let mut next = cursor.next_ingested().await?;
+            if next.as_ref().is_some_and(|e| e.event.timestamp >= proof.cutoff_ms) {
+                reached_cutoff = true;
+                next = None;
+            }
             let timestamp = next.as_ref().map(|e| e.event.timestamp);
             if same_time.first().map(|e| e.event.timestamp) != timestamp {
                 let group = std::mem::take(&mut same_time);
@@ -160,7 +179,10 @@ impl Confirmer<'_> {
         if let Some(done) = segment {
             supplemented += self.ensure_archived(stream, done, wanted).await?;
         }
-        Ok(supplemented)
+        Ok(Proven {
+            supplemented,
+            reached_cutoff,
+        })
     }
 
     /// Makes sure the archive holds `wanted` of `stream` under `export`:
