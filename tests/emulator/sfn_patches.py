@@ -57,6 +57,57 @@ def install() -> None:
     install_payload_limit()
     install_history_limit()
     install_distributed_map()
+    install_iterative_map_workers()
+
+
+def install_iterative_map_workers() -> None:
+    """moto's Map workers take their next item by calling themselves
+    (`_eval_pool` recurses once per item), so a worker that runs more items
+    than Python's recursion limit (about 1,000) dies with RecursionError and
+    the Map waits for it forever. A Distributed Map with MaxConcurrency 1
+    over 1,000 groups hung that way. AWS runs up to 10,000 children a Map Run
+    at a time and any number of items; here each worker loops instead."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.iterator import (
+        distributed_iterator_worker,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
+        distributed_item_processor_worker,
+    )
+
+    def looping(open_job_frame: str, release: str, inline: bool) -> Any:
+        def eval_pool(self: Any, job: Any, worker_frame: Any) -> None:
+            while True:
+                if job is None:
+                    getattr(self._env, release)(worker_frame)
+                    return
+                job_frame = getattr(worker_frame, open_job_frame)()
+                self._eval_job(env=job_frame, job=job)
+                getattr(worker_frame, release)(job_frame)
+                if isinstance(job.job_output, Exception) or self.stopped():
+                    getattr(self._env, release)(worker_frame)
+                    self._job_pool.close_job(job)
+                    return
+                next_job = self._job_pool.next_job()
+                if next_job is None:
+                    if inline:
+                        # The last item's events are the source of the states after the Map.
+                        worker_frame.event_history_context.source_event_id = (
+                            job_frame.event_history_context.last_published_event_id
+                        )
+                    getattr(self._env, release)(worker_frame)
+                    self._job_pool.close_job(job)
+                    return
+                self._job_pool.close_job(job)
+                job = next_job
+
+        return eval_pool
+
+    iteration_worker.IterationWorker._eval_pool = looping("open_inner_frame", "close_frame", True)  # type: ignore[method-assign]
+    distributed_iterator_worker.DistributedIteratorWorker._eval_pool = looping("open_frame", "delete_frame", False)  # type: ignore[method-assign]
+    distributed_item_processor_worker.DistributedItemProcessorWorker._eval_pool = looping(  # type: ignore[method-assign]
+        "open_inner_frame", "delete_frame", False
+    )
 
 
 def install_fixes() -> None:

@@ -1305,6 +1305,36 @@ async fn sfn_distributed_map_assembles_child_outputs_even_with_result_path_null(
     assert_eq!(output["pad"].as_str().unwrap().len(), 400);
 }
 
+/// One worker (MaxConcurrency 1) runs every item of a Map, however many: moto's
+/// workers recursed once per item and died past Python's recursion limit,
+/// leaving the Map waiting forever (tests/emulator/sfn_patches.py).
+#[tokio::test(flavor = "multi_thread")]
+async fn sfn_one_map_worker_runs_more_items_than_the_recursion_limit() {
+    let emu = start().await;
+    let items: Vec<Value> = (0..1_500).map(|i| json!({"i": i})).collect();
+    items_object(&emu, "rules-long-map", &items).await;
+    let child = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    let writer = json!({"MaxConcurrency": 1,
+                        "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                                         "Parameters": {"Bucket": "rules-long-map", "Prefix": "results"}},
+                        "ResultPath": "$.written"});
+    let run = run_machine(
+        &emu,
+        "long-distributed",
+        distributed_map("rules-long-map", child.clone(), writer),
+        json!({}),
+    )
+    .await;
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.cause);
+
+    let inline = json!({"StartAt": "M", "States": {"M": {
+        "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 1, "ItemProcessor": child,
+        "ResultSelector": {"count.$": "States.ArrayLength($)"}, "End": true}}});
+    let run = run_machine(&emu, "long-inline", inline, json!({ "items": items })).await;
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?}", run.cause);
+    assert_eq!(run.output.unwrap()["count"], 1_500);
+}
+
 /// A child that fails on items with `"fail": true` and otherwise waits `wait` seconds.
 fn failing_child(wait: u32) -> Value {
     json!({"StartAt": "C", "States": {
