@@ -107,9 +107,10 @@ deploy: build $(SAM_STAMP) ## build, then sam deploy to your AWS account (guided
 	fi
 
 .PHONY: lint
-lint: $(NODE_STAMP) lint-tools doc ## rustfmt, clippy, asl-validator, library docs without warnings, cfn-lint, sam validate, checkov and the IAM policy lint
+lint: $(NODE_STAMP) lint-tools doc ## rustfmt, clippy, the mutations' texts, asl-validator, library docs without warnings, cfn-lint, sam validate, checkov and the IAM policy lint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(PYTHON) tests/mutations/mutate.py --check
 	node_modules/.bin/asl-validator $(addprefix --json-path ,$(wildcard statemachine/*.asl.json))
 	$(SAM_VENV)/bin/cfn-lint $(TEMPLATE)
 	@# Offline: SAM only needs a region and some credentials to exist.

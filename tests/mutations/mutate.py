@@ -8,6 +8,7 @@ mutation whose test still passes means the test does not test the guard:
 the script then exits 1.
 
 Usage: python3 tests/mutations/mutate.py [NAME ...]   (make mutants)
+       python3 tests/mutations/mutate.py --check      (make lint: the texts still match)
 The scratch copy shares one cargo target directory between runs, so only
 the first build is cold.
 """
@@ -67,7 +68,7 @@ MUTATIONS = [
         "no-kept-comparison-before-a-rebuild-delete",
         "the read right before a mixed stream's delete stages kept events written behind the scan",
         "crates/archiver/src/workflow/confirm.rs",
-        "found.comparison = compare(&mut expected, &mut cursor, Some(staging.writer)).await?;\n                found.new_kept = found.comparison.foreign;",
+        "found.comparison = compare(&mut expected, &mut cursor, Some(staging.writer)).await?;\n        found.new_kept = found.comparison.foreign;",
         "let _ = (&mut expected, staging.writer);",
         "an_old_event_written_after_the_listing_is_archived_before_its_stream_goes",
     ),
@@ -161,7 +162,18 @@ def run_test(test: str) -> tuple[bool, float]:
     return done.returncode == 0, time.monotonic() - started
 
 
+def check_texts() -> int:
+    """Every mutation's text is in its file exactly once (run by `make lint`,
+    so a refactor that moves a guard updates its mutation in the same change)."""
+    stale = [m for m in MUTATIONS if (ROOT / m.file).read_text().count(m.old) != 1]
+    for m in stale:
+        print(f"{m.name}: the text to mutate is not in {m.file} exactly once; update MUTATIONS", file=sys.stderr)
+    return 1 if stale else 0
+
+
 def main(names: list[str]) -> int:
+    if names == ["--check"]:
+        return check_texts()
     chosen = [m for m in MUTATIONS if not names or m.name in names]
     unknown = set(names) - {m.name for m in MUTATIONS}
     if unknown:
