@@ -1,6 +1,7 @@
-"""Two places where moto's server does work proportional to the whole account
-on every request, made proportional to the answer instead. Behaviour is
-unchanged; only the cost moves.
+"""Three places where moto's server does work proportional to the whole
+account on every request, made proportional to the answer instead. The
+answers are moto's, but for the one difference named below; only the cost
+moves.
 
 - `ListObjectsV2` with a prefix walks every key of the bucket (moto's
   `S3Backend.list_objects`). A 100,000-stream run keeps one export object and
