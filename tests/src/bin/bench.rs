@@ -496,20 +496,43 @@ mod limits {
         ("logs.DescribeExportTasks", 5.0),
     ];
 
-    /// The operation whose calls take longest at its quota, and that time:
-    /// no run with these calls can be faster, whatever DeleteLogStream allows.
-    async fn busiest_quota(stack: &Stack, scale: f64) -> Result<(String, u64, f64), String> {
+    /// The operation whose calls take longest at its quota: no run with
+    /// these calls can be faster, whatever DeleteLogStream allows.
+    struct Busiest {
+        operation: String,
+        calls: u64,
+        rate: f64,
+    }
+
+    impl Busiest {
+        fn seconds(&self) -> f64 {
+            self.calls as f64 / self.rate
+        }
+
+        /// The table row, with the wall time as a multiple of that floor.
+        fn row(&self, wall: f64) -> String {
+            let seconds = self.seconds();
+            format!(
+                "| busiest quota | {}: {} calls ÷ {:.0}/s = {seconds:.0} s; wall ÷ that {:.2} |\n",
+                self.operation,
+                self.calls,
+                self.rate,
+                wall / seconds.max(f64::MIN_POSITIVE)
+            )
+        }
+    }
+
+    async fn busiest_quota(stack: &Stack, scale: f64) -> Result<Busiest, String> {
         let calls = stack.emulator.calls().await.map_err(err)?;
-        Ok(QUOTAS
+        let busiest = QUOTAS
             .iter()
-            .map(|(op, tps)| {
-                let n = calls.get(*op).copied().unwrap_or(0);
-                (op.to_string(), n, n as f64 / (tps * scale))
+            .map(|(op, tps)| Busiest {
+                operation: op.to_string(),
+                calls: calls.get(*op).copied().unwrap_or(0),
+                rate: tps * scale,
             })
-            .fold(
-                (String::new(), 0, 0.0),
-                |best, this| if this.2 > best.2 { this } else { best },
-            ))
+            .max_by(|a, b| a.seconds().total_cmp(&b.seconds()));
+        busiest.ok_or_else(|| "no quota to compare with".to_string())
     }
 
     /// Calls per operation (the emulator's count, throttled ones included) and
@@ -649,12 +672,7 @@ mod limits {
             wall / floor.max(f64::MIN_POSITIVE),
             execution.map_run / floor.max(f64::MIN_POSITIVE)
         );
-        let (op, n, seconds) = busiest;
-        println!(
-            "| busiest quota | {op}: {n} calls ÷ {:.0}/s = {seconds:.0} s; wall ÷ that {:.2} |\n",
-            n as f64 / seconds.max(f64::MIN_POSITIVE),
-            wall / seconds.max(f64::MIN_POSITIVE)
-        );
+        println!("{}", busiest.row(wall));
         println!("{calls}");
         Ok(())
     }
@@ -760,12 +778,7 @@ mod limits {
             "| wall ÷ floor (goal 1.1) | {:.2} |",
             wall / floor.max(f64::MIN_POSITIVE)
         );
-        let (op, n, seconds) = busiest;
-        println!(
-            "| busiest quota | {op}: {n} calls ÷ {:.0}/s = {seconds:.0} s; wall ÷ that {:.2} |\n",
-            n as f64 / seconds.max(f64::MIN_POSITIVE),
-            wall / seconds.max(f64::MIN_POSITIVE)
-        );
+        println!("{}", busiest.row(wall));
         println!("{calls}");
         Ok(())
     }
