@@ -167,17 +167,7 @@ pub async fn object_keys(stack: &Stack, bucket: &str, prefix: &str) -> Vec<Strin
 pub async fn full_report(stack: &Stack, output: &serde_json::Value) -> serde_json::Value {
     let bucket = output["reportBucket"].as_str().expect("reportBucket");
     let key = output["reportKey"].as_str().expect("reportKey");
-    let body = stack
-        .emulator
-        .s3()
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .expect("GetObject report");
-    let bytes = body.body.collect().await.expect("report body").into_bytes();
-    serde_json::from_slice(&bytes).expect("report is JSON")
+    stack.read_json(bucket, key).await.expect("the run report")
 }
 
 /// The outcome of `stream` in a full report: (action, reason).

@@ -154,17 +154,7 @@ pub async fn put(stack: &Stack, bucket: &str, key: &str, body: &serde_json::Valu
 
 /// Reads an object's JSON.
 pub async fn get(stack: &Stack, bucket: &str, key: &str) -> serde_json::Value {
-    let out = stack
-        .emulator
-        .s3()
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .expect("GetObject");
-    let bytes = out.body.collect().await.expect("body").into_bytes();
-    serde_json::from_slice(&bytes).expect("JSON")
+    stack.read_json(bucket, key).await.expect("a JSON object")
 }
 
 /// A proxy in front of the emulator: JSON-protocol calls whose
