@@ -65,6 +65,14 @@ MUTATIONS = [
         "a_writer_back_on_an_expired_stream_keeps_its_stream",
     ),
     Mutation(
+        "no-fresh-read-for-a-stale-delete-candidate",
+        "the same read decides a stream whose lagging metadata makes it a delete candidate (the scan does not read it)",
+        "crates/archiver/src/workflow/confirm.rs",
+        "found.new_kept = u64::from(proven.reached_cutoff);",
+        "found.new_kept = 0;",
+        "stale_stream_metadata_never_decides_a_delete",
+    ),
+    Mutation(
         "no-kept-comparison-before-a-rebuild-delete",
         "the read right before a mixed stream's delete stages kept events written behind the scan",
         "crates/archiver/src/workflow/confirm.rs",

@@ -720,8 +720,16 @@ async fn stale_stream_metadata_never_decides_a_delete() {
     // A stream created within the lag does not show its events at all.
     world.write("new-old", cutoff - DAY, cutoff - DAY, 2, NOW - 30 * 60_000);
     let report = world.succeed(json!({"olderThanDays": 3, "quietMinutes": 0})).await;
-    assert_eq!(action_of(&report, "expired-02", &world.aws).as_deref(), Some("rebuilt"));
+    // Its metadata makes it a delete candidate; the read right before the
+    // delete finds the kept events and leaves it whole.
+    assert_eq!(action_of(&report, "expired-02", &world.aws).as_deref(), Some("skipped"));
+    assert_eq!(action_of(&report, "expired-00", &world.aws).as_deref(), Some("deleted"));
     world.check(cutoff).assert_clean("stale metadata");
+    // Once the metadata shows them, the next run rebuilds it.
+    world.aws.logs.set_metadata_lag_ms(None);
+    let report = world.succeed(json!({"olderThanDays": 3, "quietMinutes": 0})).await;
+    assert_eq!(action_of(&report, "expired-02", &world.aws).as_deref(), Some("rebuilt"));
+    world.check(cutoff).assert_clean("stale metadata, the next run");
 }
 
 // ---------------------------------------------------------------------------

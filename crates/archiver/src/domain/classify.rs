@@ -94,11 +94,12 @@ pub struct ClassifyContext<'a> {
 
 /// Classifies a stream from its DescribeLogStreams data and `first_kept_ms`,
 /// the timestamp of its first event at or after the cutoff as GetLogEvents
-/// reports it (`None` when there is none). DescribeLogStreams timestamps are
-/// eventually consistent, so the GetLogEvents answer decides expired or mixed;
-/// the metadata only picks candidates and keeps live writers away (the quiet
-/// period). No class is final: rebuild-stream reads the stream again right
-/// before it deletes anything.
+/// reports it (`None` when there is none, or when [`needs_first_kept`] says
+/// no read was needed). DescribeLogStreams timestamps are eventually
+/// consistent, so they only pick candidates and keep live writers away (the
+/// quiet period); a GetLogEvents read decides. No class is final:
+/// rebuild-stream reads the stream again right before it deletes anything,
+/// and that read alone decides a delete candidate.
 pub fn classify(stream: &StreamInfo, first_kept_ms: Option<i64>, ctx: ClassifyContext<'_>) -> StreamClass {
     let settings = ctx.settings;
     let cutoff = settings.cutoff_ms;
@@ -114,12 +115,8 @@ pub fn classify(stream: &StreamInfo, first_kept_ms: Option<i64>, ctx: ClassifyCo
     if settings.mode == Mode::ExportOnly {
         return StreamClass::Skip(SkipReason::ExportOnlyMode);
     }
-    let last_ingestion = stream.last_ingestion_time.unwrap_or(stream.creation_time);
-    let quiet_since = settings.started_at_ms - settings.quiet_minutes * 60_000;
-    if last_ingestion > quiet_since {
-        return StreamClass::Skip(SkipReason::Active {
-            last_ingestion_ms: last_ingestion,
-        });
+    if let Some(last_ingestion_ms) = within_quiet_period(stream, settings) {
+        return StreamClass::Skip(SkipReason::Active { last_ingestion_ms });
     }
     let Some(oldest_kept_ms) = first_kept_ms else {
         return StreamClass::Expired;
@@ -141,6 +138,43 @@ pub fn classify(stream: &StreamInfo, first_kept_ms: Option<i64>, ctx: ClassifyCo
         });
     }
     StreamClass::Mixed { oldest_kept_ms }
+}
+
+/// When the stream last received events, if that is within the quiet period.
+fn within_quiet_period(stream: &StreamInfo, settings: &RunSettings) -> Option<i64> {
+    let last_ingestion = stream.last_ingestion_time.unwrap_or(stream.creation_time);
+    let quiet_since = settings.started_at_ms - settings.quiet_minutes * 60_000;
+    (last_ingestion > quiet_since).then_some(last_ingestion)
+}
+
+/// Whether [`classify`] needs the stream's first event at or after the
+/// cutoff, a GetLogEvents read (two calls for a stream that has none: its
+/// page and the page that repeats the token).
+///
+/// It does not where DescribeLogStreams alone leaves the stream as it is
+/// (fresh, active, export-only), nor, in a run that deletes, for a stream
+/// whose metadata puts every event before the cutoff: that stream is
+/// planned for deletion, and the read rebuild-stream makes right before the
+/// delete runs past the cutoff, so an event at or after it (one the lagging
+/// metadata does not show yet) leaves the stream whole for the next run.
+/// GetLogEvents is the quota an expired stream's delete waits on; this read
+/// would double its cost. A plan reads, so that it says what a run does
+/// with metadata that is current.
+pub fn needs_first_kept(stream: &StreamInfo, settings: &RunSettings) -> bool {
+    let Some(first) = stream.first_event_timestamp else {
+        // Empty or fresh: only a read tells.
+        return true;
+    };
+    if first >= settings.cutoff_ms
+        || settings.mode == Mode::ExportOnly
+        || within_quiet_period(stream, settings).is_some()
+    {
+        return false;
+    }
+    let expired_by_metadata = stream
+        .last_event_timestamp
+        .is_some_and(|last| last < settings.cutoff_ms);
+    !(settings.mode.is_destructive() && expired_by_metadata)
 }
 
 /// The oldest event a replay may write: PutLogEvents drops events older
@@ -254,6 +288,52 @@ mod tests {
                 oldest_kept_ms: CUTOFF + 5
             }
         );
+    }
+
+    #[test]
+    fn the_scan_reads_only_where_the_read_decides() {
+        let quiet = START - 2 * HOUR;
+        let needs = |s: &StreamInfo, mode: Mode| needs_first_kept(s, &settings(mode));
+        let expired = stream(Some(CUTOFF - DAY), Some(CUTOFF - 1), quiet);
+        let mixed = stream(Some(CUTOFF - DAY), Some(CUTOFF), quiet);
+        let fresh = stream(Some(CUTOFF), Some(CUTOFF + 1), quiet);
+        let active = stream(Some(CUTOFF - DAY), Some(CUTOFF - 1), START - 60_000);
+        let no_events = stream(None, None, quiet);
+        // A delete candidate by its metadata: the confirmation before the delete decides.
+        for mode in [Mode::Rebuild, Mode::ExpiredOnly, Mode::Retention] {
+            assert!(!needs(&expired, mode), "{mode:?}");
+            assert!(needs(&mixed, mode), "{mode:?}");
+        }
+        // A plan reads, so it says what a run does.
+        assert!(needs(&expired, Mode::Plan));
+        assert!(needs(&no_events, Mode::Rebuild));
+        for mode in [Mode::Rebuild, Mode::Plan, Mode::ExportOnly] {
+            assert!(!needs(&fresh, mode), "{mode:?}");
+            assert!(!needs(&active, mode), "{mode:?}");
+        }
+        assert!(!needs(&mixed, Mode::ExportOnly));
+        // Where no read is made, no answer of it could have changed the
+        // class, except a delete candidate's, which the confirmation reads.
+        for s in [&expired, &mixed, &fresh, &active, &no_events] {
+            for mode in [
+                Mode::Rebuild,
+                Mode::ExpiredOnly,
+                Mode::Retention,
+                Mode::ExportOnly,
+                Mode::Plan,
+            ] {
+                if needs(s, mode) {
+                    continue;
+                }
+                let unread = run(s, None, mode, None);
+                if unread == StreamClass::Expired {
+                    continue;
+                }
+                for first_kept in [Some(CUTOFF), Some(START - HOUR)] {
+                    assert_eq!(run(s, first_kept, mode, None), unread, "{s:?} {mode:?}");
+                }
+            }
+        }
     }
 
     #[test]

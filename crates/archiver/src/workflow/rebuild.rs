@@ -523,7 +523,7 @@ impl Rebuilder<'_> {
                 return Ok(outcome(
                     "skipped",
                     Some(
-                        "received events newer than the cutoff since the scan: a writer is back; the next run rebuilds it",
+                        "holds events at or after the cutoff (written since the scan, or not yet in the stream's metadata): a writer is back; the next run rebuilds it",
                     ),
                 ));
             }

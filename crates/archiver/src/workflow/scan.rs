@@ -11,7 +11,7 @@ use super::{
     BatchRequest, BudgetClock, Clients, ExportState, ManifestStream, RunState, ScanResult, ScanResume, StreamOutcome,
     StreamPlan,
 };
-use crate::domain::classify::{ClassifyContext, SkipReason, StreamClass, classify};
+use crate::domain::classify::{ClassifyContext, SkipReason, StreamClass, classify, needs_first_kept};
 use crate::domain::input::Mode;
 use crate::domain::layout::GroupLayout;
 use crate::domain::staging::{StagingHeader, StagingSummary};
@@ -171,26 +171,28 @@ impl Scanning<'_> {
         }
 
         let mut first_kept = None;
-        let progress = read_events(
-            self.clients.logs.as_ref(),
-            &settings.log_group_name,
-            name,
-            settings.cutoff_ms,
-            None,
-            None,
-            ReadLimits::FIRST,
-            |event| {
-                first_kept.get_or_insert(event.timestamp);
-                Ok(())
-            },
-        )
-        .await?;
-        clock.spend(1);
-        if progress == ReadProgress::StreamMissing {
-            return Ok(Scanned::Planned(leave(
-                "gone",
-                Some("the stream was deleted before the scan".into()),
-            )));
+        if needs_first_kept(info, settings) {
+            let progress = read_events(
+                self.clients.logs.as_ref(),
+                &settings.log_group_name,
+                name,
+                settings.cutoff_ms,
+                None,
+                None,
+                ReadLimits::FIRST,
+                |event| {
+                    first_kept.get_or_insert(event.timestamp);
+                    Ok(())
+                },
+            )
+            .await?;
+            clock.spend(1);
+            if progress == ReadProgress::StreamMissing {
+                return Ok(Scanned::Planned(leave(
+                    "gone",
+                    Some("the stream was deleted before the scan".into()),
+                )));
+            }
         }
 
         let plan = match classify(info, first_kept, self.ctx) {
