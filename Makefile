@@ -125,14 +125,23 @@ lint: $(NODE_STAMP) lint-tools doc ## rustfmt, clippy, the mutations' texts, asl
 lint-iam: $(PARLIAMENT_STAMP) ## the IAM policy lint alone: parliament over every policy of the template and the operator policy
 	$(PARLIAMENT_VENV)/bin/python infra/policy_lint.py $(TEMPLATE) docs/operator-policy.json
 
+.PHONY: test-build
+test-build: ## compile every test target without running it
+	$(CARGO) test --workspace --no-run
+
 .PHONY: test
-test: $(VENV_STAMP) lint ## lint, then every test including the end-to-end scenarios
+test: ## lint, then every test including the end-to-end scenarios
+	@# The tools' installs wait on the network and the test build on the CPU,
+	@# so on a fresh clone they run side by side. Unlimited -j: a jobserver
+	@# would hand cargo one slot while the installs hold theirs.
+	@$(MAKE) --no-print-directory -j $(VENV_STAMP) $(NODE_STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(PARLIAMENT_STAMP) test-build
+	@$(MAKE) --no-print-directory lint
 	$(CARGO) test --workspace
 
 .PHONY: test-faults
 test-faults: $(VENV_STAMP) ## the fault matrix and the protocol suite alone (docs/reliability.md); also part of make test
 	$(CARGO) test -p archiver --test workflow_safety --test workflow_retention
-	$(CARGO) test -p cwl-archiver-e2e --test faults_e2e
+	$(CARGO) test -p cwl-archiver-e2e --test e2e faults_e2e::
 
 .PHONY: mutants
 mutants: ## remove each safety guard in a scratch copy and show its test failing (docs/reliability.md)

@@ -2,12 +2,12 @@
 //! StartExecution, execution names that never collide, one run per group,
 //! confirmation, Ctrl-C while following, and stopping a run with its lease.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use common::{Proxy, archive_bucket, assert_ok, assert_one_line_error, cli, command, get, put, run, stderr, stdout};
+use crate::common::{
+    Proxy, archive_bucket, assert_ok, assert_one_line_error, cli, command, get, put, run, stderr, stdout,
+};
 use cwl_archiver_e2e::scenario::{DAY, HOUR, create_bucket, events_between, stream_events};
 use cwl_archiver_e2e::stack::Stack;
 use serde_json::{Value, json};

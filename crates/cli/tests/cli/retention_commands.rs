@@ -5,11 +5,9 @@
 //! emulator's own store, and `cwl-archiver retention` putting the previous
 //! retention back.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{archive_bucket, assert_ok, cli, stderr, stdout};
+use crate::common::{archive_bucket, assert_ok, cli, stderr, stdout};
 use cwl_archiver_e2e::invariants::{self, Archive, Written};
 use cwl_archiver_e2e::scenario::{DAY, HOUR, cutoff_days_ago, events_between};
 use cwl_archiver_e2e::stack::Stack;

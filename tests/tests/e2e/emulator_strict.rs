@@ -1,7 +1,7 @@
 //! The strict local emulator behaves as AWS documents it: one test per strict
 //! rule and per fault kind, through the AWS Rust SDK.
 //!
-//! Run: `cargo test -p cwl-archiver-e2e --test emulator_strict`
+//! Run: `cargo test -p cwl-archiver-e2e --test e2e emulator_strict::`
 //! (needs `make venv`, or `CWL_EMULATOR_PYTHON`; `CWL_EMULATOR_LOG=1` echoes
 //! the emulator's stderr).
 

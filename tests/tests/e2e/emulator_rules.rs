@@ -3,7 +3,7 @@
 //! (quotas, stream metadata, retention, data protection, S3 conditional
 //! writes, Lambda and Step Functions limits), through the AWS Rust SDK.
 //!
-//! Run: `cargo test -p cwl-archiver-e2e --test emulator_rules`
+//! Run: `cargo test -p cwl-archiver-e2e --test e2e emulator_rules::`
 //! (needs `make venv`, or `CWL_EMULATOR_PYTHON`; `CWL_EMULATOR_LOG=1` echoes
 //! the emulator's stderr).
 

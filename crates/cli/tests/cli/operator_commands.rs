@@ -2,13 +2,11 @@
 //! each command's output is checked against what is really in CloudWatch
 //! and S3.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use crate::common::{archive_bucket, assert_ok, assert_one_line_error, cli, stderr, stdout};
 use archiver::LogEvent;
-use common::{archive_bucket, assert_ok, assert_one_line_error, cli, stderr, stdout};
 use cwl_archiver_e2e::scenario::{
     DAY, HOUR, as_events, cutoff_days_ago, events_between, exported_events, stream_events,
 };
@@ -102,7 +100,7 @@ async fn plan_counts_what_a_run_would_do_within_the_quota_and_writes_nothing() {
     let plan_args = ["plan", "--group", GROUP, "--cutoff", &s.cutoff, "--exact"];
     let json = cli(&stack, &[&plan_args[..], &["--json"]].concat()).await;
     assert_ok(&json);
-    let plan: Value = serde_json::from_str(&common::stdout(&json)).expect("plan JSON");
+    let plan: Value = serde_json::from_str(&crate::common::stdout(&json)).expect("plan JSON");
     let expired = &s.streams["expired"];
     assert_eq!(row(&plan, "expired")["class"], "expired");
     assert_eq!(row(&plan, "expired")["action"], "delete");
@@ -412,7 +410,7 @@ async fn runs_watch_report_and_restore_round_trip() {
             .map(str::to_string)
             .collect()
     };
-    let all = common::cli_owned(&stack, restore(&[])).await;
+    let all = crate::common::cli_owned(&stack, restore(&[])).await;
     assert_ok(&all);
     let restored = parse_lines(&stdout(&all));
     assert_eq!(restored, exported);
@@ -427,7 +425,7 @@ async fn runs_watch_report_and_restore_round_trip() {
     assert!(restored["web/mixed"].iter().any(|e| e.message.contains("日本語")));
 
     // An unknown stream is an error naming the streams the export has.
-    let unknown = common::cli_owned(&stack, restore(&["--stream", "web/mixd"])).await;
+    let unknown = crate::common::cli_owned(&stack, restore(&["--stream", "web/mixd"])).await;
     assert_one_line_error(
         &unknown,
         2,
@@ -444,7 +442,7 @@ async fn runs_watch_report_and_restore_round_trip() {
         .await
         .unwrap();
     let into = restore(&["--into-group", "/ops/restored", "--into-stream", "back"]);
-    let once = common::cli_owned(&stack, into.clone()).await;
+    let once = crate::common::cli_owned(&stack, into.clone()).await;
     assert_ok(&once);
     let back = stream_events(&stack, "/ops/restored", "back")
         .await
@@ -460,7 +458,7 @@ async fn runs_watch_report_and_restore_round_trip() {
         "{}",
         stdout(&once)
     );
-    let twice = common::cli_owned(&stack, into).await;
+    let twice = crate::common::cli_owned(&stack, into).await;
     assert_ok(&twice);
     assert!(stdout(&twice).contains("re-ingested 0 event(s)"), "{}", stdout(&twice));
     assert!(

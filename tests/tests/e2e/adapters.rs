@@ -1,7 +1,7 @@
 //! The SDK adapters of the archiver (`archiver::store::aws`) against the strict
 //! emulator: paging, batch limits, retries under throttling, ranged reads.
 //!
-//! Run: `cargo test -p cwl-archiver-e2e --test adapters`
+//! Run: `cargo test -p cwl-archiver-e2e --test e2e adapters::`
 //! (needs `make venv`, or `CWL_EMULATOR_PYTHON`).
 
 use archiver::LogEvent;

@@ -3,11 +3,9 @@
 //! formatting; `--debug` adds the detail. A refused connection fails in
 //! seconds.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{archive_bucket, assert_one_line_error, cli, command, run, stderr};
+use crate::common::{archive_bucket, assert_one_line_error, cli, command, run, stderr};
 use cwl_archiver_e2e::scenario::{HOUR, cutoff_days_ago, events_between};
 use cwl_archiver_e2e::stack::Stack;
 
@@ -125,7 +123,7 @@ async fn against_the_stack_unknown_things_fail_in_one_line_with_the_flag() {
         args.extend_from_slice(extra);
         args.into_iter().map(str::to_string).collect::<Vec<_>>()
     };
-    let go = |args: Vec<String>| common::cli_owned(&stack, args);
+    let go = |args: Vec<String>| crate::common::cli_owned(&stack, args);
 
     // A wrong state machine ARN.
     let o = go(start(
