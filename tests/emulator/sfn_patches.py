@@ -29,6 +29,10 @@ AWS's limits, which moto's engine does not enforce (each switchable through
 * 25,000 events per execution history; a Distributed Map child execution has
   its own history. Event number 25,000 may only be ExecutionSucceeded; any
   other event fails the execution (`sfnHistoryLimit`).
+* StopExecution is final: DescribeExecution says ABORTED as soon as it
+  returns (moto changed the status only when the stopped program unwound),
+  and an error raised while it unwinds (a task in flight that then fails)
+  does not turn it FAILED (moto's set_error replaced the stopped state).
 * Distributed Map tolerated failures: by default one failed child fails the
   Map Run with `States.ExceedToleratedFailureThreshold` and the children still
   running are aborted; with `ToleratedFailureCount`/`ToleratedFailurePercentage`
@@ -56,6 +60,7 @@ def install() -> None:
     install_fixes()
     install_payload_limit()
     install_history_limit()
+    install_final_stop()
     install_distributed_map()
     install_iterative_map_workers()
 
@@ -410,6 +415,52 @@ def install_history_limit() -> None:
         original_set_error(self, locked if locked is not None else error)
 
     env_cls.set_error = set_error  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------------------
+# StopExecution is final
+# ---------------------------------------------------------------------------
+
+
+def install_final_stop() -> None:
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.asl.eval import environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+    from moto.stepfunctions.parser.backend import execution as backend_execution
+
+    env_cls = environment.Environment
+
+    def keep_stopped(name: str) -> None:
+        original = getattr(env_cls, name)
+
+        def final(self: Any, *args: Any, **kwargs: Any) -> None:
+            # Under the lock set_stop takes, so a stop cannot slip in between.
+            with self._state_mutex:
+                if isinstance(self._program_state, ProgramStopped):
+                    return
+                original(self, *args, **kwargs)
+
+        setattr(env_cls, name, final)
+
+    keep_stopped("set_error")
+    keep_stopped("set_timed_out")
+
+    execution_cls = backend_execution.Execution
+    original_stop = execution_cls.stop
+
+    def stop(self: Any, stop_date: Any, error: Any, cause: Any) -> None:
+        original_stop(self, stop_date=stop_date, error=error, cause=cause)
+        worker = self.exec_worker
+        env = getattr(worker, "env", None) if worker is not None else None
+        if (
+            env is not None
+            and isinstance(env.program_state(), ProgramStopped)
+            and self.exec_status == ExecutionStatus.RUNNING
+        ):
+            self.exec_status = ExecutionStatus.ABORTED
+            self.stop_date = stop_date
+
+    execution_cls.stop = stop  # type: ignore[method-assign]
 
 
 # ---------------------------------------------------------------------------

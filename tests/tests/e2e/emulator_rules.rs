@@ -982,14 +982,23 @@ async fn s3_if_match_replaces_only_the_current_etag() {
 // ---------------------------------------------------------------------------
 
 /// A Lambda Invoke API: the function `sized` answers `{"pad": "x" * n}` for the
-/// input `{"size": n}`.
+/// input `{"size": n}`; with `"sleepMs": t` it answers after t ms, and with
+/// `"fail": true` it answers an unhandled function error.
 async fn lambda_endpoint() -> String {
+    use axum::response::{IntoResponse, Response};
     use axum::routing::post;
 
-    async fn invoke(body: String) -> String {
+    async fn invoke(body: String) -> Response {
         let input: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if let Some(ms) = input["sleepMs"].as_u64() {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if input["fail"] == true {
+            let error = json!({"errorType": "Failed", "errorMessage": "the function failed"});
+            return ([("X-Amz-Function-Error", "Unhandled")], error.to_string()).into_response();
+        }
         let n = input["size"].as_u64().unwrap_or(0) as usize;
-        json!({"pad": "x".repeat(n)}).to_string()
+        json!({"pad": "x".repeat(n)}).to_string().into_response()
     }
     let app = axum::Router::new().route("/2015-03-31/functions/{name}/invocations", post(invoke));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1210,6 +1219,58 @@ async fn sfn_lambda_result_over_the_payload_limit_fails_the_task() {
         "{:?}",
         big.cause
     );
+}
+
+/// StopExecution is final: DescribeExecution says ABORTED as soon as it
+/// returns, and a task that fails after the stop does not make it FAILED.
+#[tokio::test(flavor = "multi_thread")]
+async fn sfn_a_stopped_execution_is_aborted_at_once_and_stays_aborted() {
+    let endpoint = lambda_endpoint().await;
+    let emu = start_with_lambda(Some(endpoint)).await;
+    let sfn = emu.sfn();
+    let machine = json!({"StartAt": "T", "States": {"T": {
+        "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "sized", "Payload.$": "$"}, "End": true}}});
+    let arn = sfn
+        .create_state_machine()
+        .name("stop")
+        .definition(machine.to_string())
+        .role_arn("arn:aws:iam::123456789012:role/rules")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn()
+        .to_string();
+    let exec = sfn
+        .start_execution()
+        .state_machine_arn(arn)
+        .name("stop-run")
+        .input(json!({"sleepMs": 1500, "fail": true}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .execution_arn()
+        .to_string();
+    let status = |exec: String| {
+        let sfn = emu.sfn();
+        async move {
+            sfn.describe_execution()
+                .execution_arn(exec)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .clone()
+        }
+    };
+    // The task is in flight.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(status(exec.clone()).await, ExecutionStatus::Running);
+    sfn.stop_execution().execution_arn(&exec).send().await.unwrap();
+    assert_eq!(status(exec.clone()).await, ExecutionStatus::Aborted);
+    // The task fails after the stop.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(status(exec.clone()).await, ExecutionStatus::Aborted);
 }
 
 async fn items_object(emu: &Emulator, bucket: &str, items: &[Value]) {
