@@ -136,7 +136,8 @@ test: ## lint, then every test including the end-to-end scenarios
 	@# would hand cargo one slot while the installs hold theirs.
 	@$(MAKE) --no-print-directory -j $(VENV_STAMP) $(NODE_STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(PARLIAMENT_STAMP) test-build
 	@$(MAKE) --no-print-directory lint
-	$(CARGO) test --workspace
+	@# Every test binary runs even after one fails: a CI log then shows them all.
+	$(CARGO) test --workspace --no-fail-fast
 
 .PHONY: test-faults
 test-faults: $(VENV_STAMP) ## the fault matrix and the protocol suite alone (docs/reliability.md); also part of make test
