@@ -1061,7 +1061,8 @@ struct Run {
     execution_arn: String,
 }
 
-async fn run_machine(emu: &Emulator, name: &str, definition: Value, input: Value) -> Run {
+/// Creates the state machine `name` and starts `<name>-run`; its execution ARN.
+async fn start_machine(emu: &Emulator, name: &str, definition: Value, input: Value) -> String {
     let sfn = emu.sfn();
     let arn = sfn
         .create_state_machine()
@@ -1073,8 +1074,7 @@ async fn run_machine(emu: &Emulator, name: &str, definition: Value, input: Value
         .unwrap()
         .state_machine_arn()
         .to_string();
-    let exec = sfn
-        .start_execution()
+    sfn.start_execution()
         .state_machine_arn(arn)
         .name(format!("{name}-run"))
         .input(input.to_string())
@@ -1082,7 +1082,12 @@ async fn run_machine(emu: &Emulator, name: &str, definition: Value, input: Value
         .await
         .unwrap()
         .execution_arn()
-        .to_string();
+        .to_string()
+}
+
+async fn run_machine(emu: &Emulator, name: &str, definition: Value, input: Value) -> Run {
+    let sfn = emu.sfn();
+    let exec = start_machine(emu, name, definition, input).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = sfn.describe_execution().execution_arn(&exec).send().await.unwrap();
@@ -1227,30 +1232,10 @@ async fn sfn_lambda_result_over_the_payload_limit_fails_the_task() {
 async fn sfn_a_stopped_execution_is_aborted_at_once_and_stays_aborted() {
     let endpoint = lambda_endpoint().await;
     let emu = start_with_lambda(Some(endpoint)).await;
-    let sfn = emu.sfn();
     let machine = json!({"StartAt": "T", "States": {"T": {
         "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
         "Parameters": {"FunctionName": "sized", "Payload.$": "$"}, "End": true}}});
-    let arn = sfn
-        .create_state_machine()
-        .name("stop")
-        .definition(machine.to_string())
-        .role_arn("arn:aws:iam::123456789012:role/rules")
-        .send()
-        .await
-        .unwrap()
-        .state_machine_arn()
-        .to_string();
-    let exec = sfn
-        .start_execution()
-        .state_machine_arn(arn)
-        .name("stop-run")
-        .input(json!({"sleepMs": 1500, "fail": true}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .execution_arn()
-        .to_string();
+    let exec = start_machine(&emu, "stop", machine, json!({"sleepMs": 1500, "fail": true})).await;
     let status = |exec: String| {
         let sfn = emu.sfn();
         async move {
@@ -1266,7 +1251,7 @@ async fn sfn_a_stopped_execution_is_aborted_at_once_and_stays_aborted() {
     // The task is in flight.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(status(exec.clone()).await, ExecutionStatus::Running);
-    sfn.stop_execution().execution_arn(&exec).send().await.unwrap();
+    emu.sfn().stop_execution().execution_arn(&exec).send().await.unwrap();
     assert_eq!(status(exec.clone()).await, ExecutionStatus::Aborted);
     // The task fails after the stop.
     tokio::time::sleep(Duration::from_millis(2500)).await;
